@@ -1,0 +1,53 @@
+# The two commands the README leads with: `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+APT_PKGS := redis-server
+
+.PHONY: run test lint typecheck pytest bench clean sysdeps
+
+$(PY):
+	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null && $(PYTHON) -m venv $(VENV); \
+	  else echo "python3 -m venv failed: install python3-venv" >&2; exit 1; fi; }
+	@$(PIP) install -q --upgrade pip
+
+$(VENV)/.run-deps: pyproject.toml | $(PY)
+	$(PIP) install -q -e '.[local]'
+	@touch $@
+
+$(VENV)/.test-deps: pyproject.toml | $(PY)
+	$(PIP) install -q -e '.[test]'
+	@touch $@
+
+# System packages the tests need; installed with apt-get when we are root on Debian.
+sysdeps:
+	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing:$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "missing system packages:$$missing (install them, or run as root)" >&2; fi; \
+	fi
+
+run: $(VENV)/.run-deps
+	$(PY) -m parley.demo
+
+lint: $(VENV)/.test-deps
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+
+typecheck: $(VENV)/.test-deps
+	$(VENV)/bin/mypy src
+
+pytest: $(VENV)/.test-deps sysdeps
+	$(VENV)/bin/pytest -q
+
+test: lint typecheck pytest
+
+bench: $(VENV)/.test-deps
+	$(PY) bench/codecs.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,172 @@
+"""Settings: one pydantic-settings model, loadable from YAML, environment and a dict.
+
+Precedence, highest first:
+
+1. the mapping passed to :func:`load_settings` (``overrides``) — what code says wins;
+2. environment variables with the ``PARLEY_`` prefix; nested fields use ``__``
+   (``PARLEY_CONVERSATION__SYSTEM_PROMPT``), top-level ones do not
+   (``PARLEY_PORT``, ``PARLEY_TWILIO_AUTH_TOKEN``);
+3. the YAML file (``config_file`` or ``PARLEY_CONFIG``);
+4. the defaults below.
+
+Invalid settings fail at start with a :class:`~parley.errors.ConfigError` whose
+``field`` is the dotted path of the offending setting.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from parley.errors import ConfigError
+
+__all__ = [
+    "BUILT_FEATURES",
+    "ConversationConfig",
+    "EngineKind",
+    "ParleySettings",
+    "load_settings",
+]
+
+# Feature switches of ConversationConfig that are implemented. Enabling one that is
+# not listed fails loudly: a production user must never believe a feature is on
+# while it is silently ignored. Later modules add their switch here when they land.
+BUILT_FEATURES: set[str] = set()
+
+_FEATURE_SWITCHES = (
+    "enable_async_injection",
+    "enable_caching",
+    "enable_analytics",
+    "track_costs",
+    "track_engagement",
+    "enable_auth",
+)
+
+
+class EngineKind(StrEnum):
+    LOCAL = "local"  # the offline cascade: Silero → Whisper → brain → Piper
+    LOOPBACK = "loopback"  # caller audio straight back: transport and load testing
+    REALTIME = "realtime"  # OpenAI Realtime API (or a compatible server)
+
+
+class ConversationConfig(BaseModel):
+    """Per-conversation behaviour; the fields of the seed documents."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    system_prompt: str = "You are a helpful voice assistant. Keep answers short."
+    voice: str = "joe"
+    model: str = ""
+    max_context_size: int = Field(default=8000, gt=0, description="tokens")
+    context_window_minutes: float = Field(default=30.0, gt=0)
+    enable_async_injection: bool = False
+    target_latency_ms: int = Field(default=600, gt=0)
+    enable_caching: bool = False
+    cache_ttl_seconds: float = Field(default=300.0, gt=0)
+    enable_analytics: bool = False
+    track_costs: bool = False
+    track_engagement: bool = False
+    enable_auth: bool = False
+    rate_limit_per_minute: int = Field(default=0, ge=0, description="0 = unlimited")
+
+    @model_validator(mode="after")
+    def _reject_unbuilt_features(self) -> ConversationConfig:
+        for name in _FEATURE_SWITCHES:
+            if getattr(self, name) and name not in BUILT_FEATURES:
+                raise ValueError(
+                    f"{name}=true asks for a feature this version of Parley does not have yet"
+                )
+        if self.rate_limit_per_minute and "rate_limit_per_minute" not in BUILT_FEATURES:
+            raise ValueError(
+                "rate_limit_per_minute asks for rate limiting, which this version does not have yet"
+            )
+        return self
+
+
+class ParleySettings(BaseSettings):
+    """Process-wide settings for ``parley serve`` and the app facade."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PARLEY_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+    yaml_file: ClassVar[Path | None] = None
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    engine: EngineKind = EngineKind.LOCAL
+    brain: str = Field(
+        default="echo", description="echo | template | openai:MODEL | anthropic:MODEL"
+    )
+    template_file: Path | None = None
+    llm_base_url: str | None = None
+    llm_api_key: SecretStr | None = None
+    public_url: str | None = Field(
+        default=None, description="https URL Twilio reaches us at; used for signatures"
+    )
+    twilio_auth_token: SecretStr | None = None
+    drain_seconds: float = Field(default=10.0, ge=0)
+    max_calls: int = Field(default=1000, ge=1)
+    conversation: ConversationConfig = ConversationConfig()
+
+    @model_validator(mode="after")
+    def _check_brain(self) -> ParleySettings:
+        kind, _, model = self.brain.partition(":")
+        if kind not in {"echo", "template", "openai", "anthropic"}:
+            raise ValueError(f"unknown brain {self.brain!r}: use echo, template, openai:MODEL")
+        if kind in {"openai", "anthropic"} and not model:
+            raise ValueError(f"brain {kind!r} needs a model: {kind}:MODEL")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if cls.yaml_file is not None:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=cls.yaml_file))
+        return tuple(sources)
+
+
+def _field_path(error: Mapping[str, Any]) -> str:
+    return ".".join(str(p) for p in error.get("loc", ()) if p != "__root__")
+
+
+def load_settings(
+    config_file: str | Path | None = None, overrides: Mapping[str, Any] | None = None
+) -> ParleySettings:
+    """Build the settings from (in rising precedence) YAML, environment and ``overrides``."""
+    path = config_file or os.environ.get("PARLEY_CONFIG")
+    yaml_path = Path(path) if path else None
+    if yaml_path is not None and not yaml_path.is_file():
+        raise ConfigError(f"config file {yaml_path} does not exist", field="config")
+
+    # A subclass per call keeps the YAML path out of global state.
+    class _Settings(ParleySettings):
+        yaml_file: ClassVar[Path | None] = yaml_path
+
+    try:
+        settings = _Settings(**dict(overrides or {}))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(first["msg"], field=_field_path(first) or "settings") from exc
+    return settings
