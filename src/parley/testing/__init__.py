@@ -1,8 +1,28 @@
-"""Parley's public test kit: loopback servers that speak real wire formats, fakes, and
-a simulated caller. Like ``trio.testing``, these are supported API for users' own tests."""
+"""Parley's public test kit: fakes, an in-memory transport pair, a simulated caller,
+and loopback servers that speak real wire formats. Like ``trio.testing``, these are
+supported API for users' own tests."""
 
 from __future__ import annotations
 
+from parley.testing.caller import Reply, SimulatedCaller, Utterance
+from parley.testing.fakes import (
+    FakeLLM,
+    FakeSTT,
+    FakeTTS,
+    FakeVAD,
+    FakeVADStream,
+    silence,
+    tone,
+    tool_call,
+)
+from parley.testing.transport import (
+    ClearAudio,
+    MemoryCallStream,
+    MemoryPeer,
+    Outbound,
+    ReplyAudio,
+    memory_transport_pair,
+)
 from parley.testing.wire_servers import (
     AnthropicWireServer,
     OpenAIWireServer,
@@ -17,12 +37,29 @@ from parley.testing.wire_servers import (
 
 __all__ = [
     "AnthropicWireServer",
+    "ClearAudio",
+    "FakeLLM",
+    "FakeSTT",
+    "FakeTTS",
+    "FakeVAD",
+    "FakeVADStream",
+    "MemoryCallStream",
+    "MemoryPeer",
     "OpenAIWireServer",
+    "Outbound",
     "RecordedRequest",
+    "Reply",
+    "ReplyAudio",
     "ScriptedError",
     "ScriptedReply",
     "ScriptedToolCall",
+    "SimulatedCaller",
     "UploadedFile",
+    "Utterance",
+    "memory_transport_pair",
+    "silence",
     "split_words",
+    "tone",
     "tone_pcm16",
+    "tool_call",
 ]

@@ -1,0 +1,125 @@
+"""Voice-to-voice latency of the offline cascade: 20 spoken turns, real time.
+
+A SimulatedCaller speaks each sentence (Piper speech, 20 ms frames at real-time
+pace) into a Conversation running CascadeEngine(Silero, Whisper tiny.en,
+EchoResponder, Piper), waits for the whole reply to play, then says the next.
+
+voice-to-voice (caller side) = first reply audio received − the moment the last
+audible frame of the caller's speech was sent. The split comes from the engine's
+TurnMetrics: end-of-turn wait, STT, time from the confirmed turn to the
+transcript, brain first token, TTS first byte.
+
+Prints one JSON line. Reference: Pipecat 1.14 with the same models measured
+p50 1.51 s on this machine (issue 3); the goal is p50 ≤ 600 ms on 2 cores.
+
+    .venv/bin/python bench/voice_to_voice.py [--turns 20] [--eot-ms 640]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+
+import numpy as np
+
+from parley.conversation import Conversation
+from parley.engines import CascadeConfig, CascadeEngine
+from parley.providers.piper import PiperTTS
+from parley.providers.responders import EchoResponder
+from parley.providers.silero import SileroVAD
+from parley.providers.whisper import WhisperSTT
+from parley.testing.caller import SimulatedCaller
+from parley.testing.transport import memory_transport_pair
+from parley.turns import TurnConfig
+
+SENTENCES = [
+    "What time do you open tomorrow?",
+    "I would like to book a table.",
+    "Can you send me the invoice?",
+    "My order has not arrived yet.",
+    "Is the shop open on Sunday?",
+    "Please cancel my subscription.",
+    "How much does delivery cost?",
+    "I need to change my address.",
+    "Do you have this in blue?",
+    "Can I speak to a person?",
+    "The app keeps crashing on my phone.",
+    "When will my refund be paid?",
+    "I forgot my password again.",
+    "Where is your nearest store?",
+    "Can I pay by bank transfer?",
+    "My card was charged twice.",
+    "I want to upgrade my plan.",
+    "Is there parking near you?",
+    "Thank you, that was helpful.",
+    "Goodbye and have a nice day.",
+]
+
+
+def pct(xs: list[float], q: float) -> float | None:
+    return round(float(np.percentile(xs, q)), 1) if xs else None
+
+
+async def main(turns: int, eot_ms: float | None) -> dict[str, object]:
+    vad, stt, tts = SileroVAD(), WhisperSTT(), PiperTTS()
+    await asyncio.gather(vad.warmup(), stt.warmup(), tts.warmup())
+    stream, peer = memory_transport_pair()
+    turn = TurnConfig() if eot_ms is None else TurnConfig(end_of_turn_silence_ms=eot_ms)
+    engine = CascadeEngine(vad, stt, EchoResponder(), tts, CascadeConfig(turn=turn))
+    conv = Conversation(stream, engine)
+    sentences = (SENTENCES * (turns // len(SENTENCES) + 1))[:turns]
+    v2v: list[float] = []
+    async with asyncio.TaskGroup() as tg:
+        task = tg.create_task(conv.run())
+        async with SimulatedCaller(peer, tts, speed=1.0) as caller:
+            await caller.prepare(*sentences)
+            await caller.pause(500)
+            for sentence in sentences:
+                utt = await caller.say(sentence)
+                reply = await asyncio.wait_for(caller.wait_for_reply(after=utt.speech_end_t), 30)
+                assert reply.first_audio_t is not None
+                v2v.append((reply.first_audio_t - utt.speech_end_t) * 1000)
+                await asyncio.wait_for(caller.wait_quiet(600), 60)
+    await task
+    m = conv.metrics.turns
+
+    def field(name: str) -> list[float]:
+        return [v for t in m if (v := getattr(t, name)) is not None]
+
+    wait = [t.extra["stt_wait_ms"] for t in m if "stt_wait_ms" in t.extra]
+    hits = [t.extra.get("speculative_stt_hit", 0.0) for t in m]
+    user = [t.text for t in conv.transcript if t.role.value == "user"]
+    return {
+        "bench": "voice_to_voice",
+        "turns": len(v2v),
+        "cpus": os.cpu_count(),
+        "end_of_turn_silence_ms": turn.end_of_turn_silence_ms,
+        "v2v_p50_ms": pct(v2v, 50),
+        "v2v_p90_ms": pct(v2v, 90),
+        "engine_v2v_p50_ms": pct(field("voice_to_voice_ms"), 50),
+        "end_of_turn_p50_ms": pct(field("end_of_turn_ms"), 50),
+        "stt_p50_ms": pct(field("stt_ms"), 50),
+        "stt_wait_after_turn_end_p50_ms": pct(wait, 50),
+        "brain_first_token_p50_ms": pct(field("llm_first_token_ms"), 50),
+        "tts_first_byte_p50_ms": pct(field("tts_first_byte_ms"), 50),
+        "speculative_stt_hit_rate": round(float(np.mean(hits)), 2) if hits else None,
+        "transcripts_exact": sum(
+            _norm(a) == _norm(b) for a, b in zip(user, sentences, strict=False)
+        ),
+        "reference": {"name": "pipecat-1.14 same models", "v2v_p50_ms": 1510},
+        "ratio_vs_reference": round(pct(v2v, 50) / 1510, 3) if v2v else None,  # type: ignore[operator]
+    }
+
+
+def _norm(text: str) -> str:
+    return " ".join("".join(c for c in text.lower() if c.isalnum() or c.isspace()).split())
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--turns", type=int, default=20)
+    parser.add_argument("--eot-ms", type=float, default=None, help="end-of-turn silence")
+    args = parser.parse_args()
+    print(json.dumps(asyncio.run(main(args.turns, args.eot_ms))))

@@ -1,0 +1,290 @@
+"""``Conversation``: one transport-side stream bound to one engine.
+
+It owns what belongs to one live call: the state machine, the transcript, the
+per-turn metrics, the lifecycle hooks, and the audio conversion between the
+transport's format (µ-law 8 kHz, PCM16 24 kHz stereo …) and the engine's PCM16
+mono. Its three jobs (engine, inbound pump, event pump) run in one TaskGroup, so
+cancelling ``run()`` cancels all of them; a provider failure ends this call with
+an ``ErrorEvent`` and never touches another call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+from parley.audio.format import AudioFormat
+from parley.audio.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
+from parley.audio.pcm import mono_to_stereo, stereo_to_mono
+from parley.audio.resample import StreamResampler
+from parley.conversation.metrics import ConversationMetrics
+from parley.conversation.state import ConversationState, StateMachine
+from parley.conversation.stream import CallStream, PlaybackReport, UserText
+from parley.conversation.transcript import Transcript, Turn
+from parley.engines.seams import Engine
+from parley.errors import ConfigError, ParleyError, RemoteProtocolError
+from parley.events import (
+    AudioDelta,
+    DTMFReceived,
+    ErrorEvent,
+    Event,
+    Interrupted,
+    PhaseChanged,
+    ResponseDone,
+    ResponseStarted,
+    Role,
+    TranscriptFinal,
+    TurnMetrics,
+    UserSpeechStarted,
+    UserSpeechStopped,
+)
+
+__all__ = ["Conversation", "EventHook", "LifecycleHook"]
+
+LifecycleHook = Callable[["Conversation"], Awaitable[None]]
+EventHook = Callable[["Conversation", Event], Awaitable[None]]
+
+_ids = itertools.count(1)
+_S = ConversationState
+
+
+class _Inbound:
+    """Transport audio → engine PCM16 mono (decode, downmix, one resampler per call)."""
+
+    def __init__(self, fmt: AudioFormat, rate: int) -> None:
+        if fmt.encoding == "opus":
+            raise ConfigError("decode Opus in the transport, hand PCM16 over", field="input_format")
+        self._fmt = fmt
+        self._resampler = StreamResampler(fmt.sample_rate, rate)
+
+    def convert(self, data: bytes) -> bytes:
+        fmt = self._fmt
+        if fmt.encoding == "ulaw":
+            pcm = ulaw_decode(data)
+        elif fmt.encoding == "alaw":
+            pcm = alaw_decode(data)
+        else:
+            if len(data) % (2 * fmt.channels):
+                raise RemoteProtocolError(
+                    f"{len(data)} bytes is not whole PCM16 frames of {fmt.channels} channel(s)",
+                    code="bad_audio_length",
+                )
+            pcm = data
+        if fmt.channels == 2:
+            pcm = stereo_to_mono(pcm)
+        return self._resampler.process(pcm)
+
+
+class _Outbound:
+    """Engine PCM16 mono at the TTS rate → transport format; reset on barge-in."""
+
+    def __init__(self, fmt: AudioFormat) -> None:
+        if fmt.encoding == "opus":
+            raise ConfigError("encode Opus in the transport, take PCM16", field="output_format")
+        self._fmt = fmt
+        self._resampler: StreamResampler | None = None
+
+    def convert(self, delta: AudioDelta) -> bytes:
+        fmt = self._fmt
+        if (
+            delta.encoding == fmt.encoding
+            and delta.sample_rate == fmt.sample_rate
+            and fmt.channels == 1
+        ):
+            return delta.audio  # pass-through (µ-law straight to a phone line)
+        if delta.encoding == "ulaw":
+            pcm = ulaw_decode(delta.audio)
+        elif delta.encoding == "alaw":
+            pcm = alaw_decode(delta.audio)
+        else:
+            pcm = delta.audio
+        rs = self._resampler
+        if rs is None or rs.in_rate != delta.sample_rate:
+            rs = self._resampler = StreamResampler(delta.sample_rate, fmt.sample_rate)
+        return self._encode(rs.process(pcm))
+
+    def flush(self) -> bytes:
+        if self._resampler is None:
+            return b""
+        tail = self._resampler.flush()
+        self._resampler = None
+        return self._encode(tail) if tail else b""
+
+    def reset(self) -> None:
+        self._resampler = None  # a cut reply's tail must not leak into the next one
+
+    def _encode(self, pcm: bytes) -> bytes:
+        if self._fmt.channels == 2:
+            pcm = mono_to_stereo(pcm)
+        if self._fmt.encoding == "ulaw":
+            return ulaw_encode(pcm)
+        if self._fmt.encoding == "alaw":
+            return alaw_encode(pcm)
+        return pcm
+
+
+class Conversation:
+    """One live call. ``await run()`` until the caller hangs up or ``end()`` is called."""
+
+    def __init__(
+        self,
+        stream: CallStream,
+        engine: Engine,
+        *,
+        conversation_id: str | None = None,
+        on_start: LifecycleHook | None = None,
+        on_end: LifecycleHook | None = None,
+        on_event: EventHook | None = None,
+    ) -> None:
+        self.id = conversation_id or f"conv_{next(_ids)}"
+        self.stream = stream
+        self.engine = engine
+        self.transcript = Transcript()
+        self.metrics = ConversationMetrics()
+        self.error: ErrorEvent | None = None
+        self.started_at: float | None = None
+        self.ended_at: float | None = None
+        self._machine = StateMachine()
+        self._on_start, self._on_end, self._on_event = on_start, on_end, on_event
+        self._inbound = _Inbound(stream.input_format, engine.input_sample_rate)
+        self._outbound = _Outbound(stream.output_format)
+        self._awaiting_text: deque[Turn] = deque()  # user turns whose transcript is coming
+        self._current_user: Turn | None = None
+        self._ending = False
+
+    @property
+    def state(self) -> ConversationState:
+        return self._machine.state
+
+    async def send_text(self, text: str) -> None:
+        await self.engine.send_text(text)
+
+    async def end(self) -> None:
+        """Hang up from our side: the engine stops, ``run()`` returns."""
+        self._ending = True
+        await self.engine.close()
+
+    async def run(self) -> None:
+        self.started_at = time.time()
+        try:
+            if self._on_start is not None:
+                await self._on_start(self)
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self.engine.run())
+                inbound = tg.create_task(self._pump_inbound())
+                await self._pump_events()
+                inbound.cancel()  # the engine is done: stop listening to the caller
+        except* ParleyError as group:
+            exc = _first_leaf(group)
+            self.error = ErrorEvent(getattr(exc, "code", "provider_error"), str(exc), fatal=True)
+            if self._on_event is not None:
+                await self._on_event(self, self.error)
+        finally:
+            self._set(_S.ENDED)
+            self.ended_at = time.time()
+            await self.stream.close()
+            if self._on_end is not None:
+                await self._on_end(self)
+
+    # -- pumps -------------------------------------------------------------------------
+
+    async def _pump_inbound(self) -> None:
+        engine = self.engine
+        async for item in self.stream.inbound():
+            if isinstance(item, bytes):
+                pcm = self._inbound.convert(item)
+                if pcm:
+                    await engine.send_audio(pcm)
+            elif isinstance(item, PlaybackReport):
+                await engine.report_playback(item.response_id, item.played_ms)
+            elif isinstance(item, UserText):
+                await engine.send_text(item.text)
+            elif isinstance(item, DTMFReceived) and self._on_event is not None:
+                await self._on_event(self, item)
+        await engine.close()  # the caller hung up
+
+    async def _pump_events(self) -> None:
+        async for event in self.engine.events():
+            await self._handle(event)
+            if self._on_event is not None:
+                await self._on_event(self, event)
+
+    def _set(self, target: ConversationState) -> None:
+        self._machine.to(target)
+
+    async def _handle(self, event: Event) -> None:
+        now = time.time()
+        state = self._machine.state
+        if isinstance(event, AudioDelta):
+            if state is _S.THINKING:
+                self._set(_S.SPEAKING)
+            turn = self.transcript.find(event.response_id)
+            if turn is not None and event.text:
+                turn.text = f"{turn.text} {event.text}" if turn.text else event.text
+            out = self._outbound.convert(event)
+            if out:
+                await self.stream.send_audio(out, response_id=event.response_id, text=event.text)
+        elif isinstance(event, UserSpeechStarted):
+            self._set(_S.USER_SPEAKING)
+            self._current_user = self.transcript.open(Role.USER, now)
+        elif isinstance(event, UserSpeechStopped):
+            self._set(_S.THINKING)
+            if self._current_user is not None:
+                self._current_user.ended_at = now
+                self._awaiting_text.append(self._current_user)
+                self._current_user = None
+        elif isinstance(event, TranscriptFinal) and event.role is Role.USER:
+            turn = self._awaiting_text.popleft() if self._awaiting_text else None
+            if turn is None and event.text:  # typed text: no speech events before it
+                turn = self.transcript.open(Role.USER, now)
+                turn.ended_at = now
+            if turn is not None:
+                turn.text = event.text
+                self.transcript.drop_empty(turn)
+            if event.text and state is _S.LISTENING:
+                self._set(_S.THINKING)
+            elif not event.text and state is _S.THINKING:
+                self._set(_S.LISTENING)
+        elif isinstance(event, ResponseStarted):
+            if state is _S.LISTENING:
+                self._set(_S.THINKING)
+            self.transcript.open(Role.ASSISTANT, now, response_id=event.response_id)
+        elif isinstance(event, ResponseDone):
+            turn = self.transcript.find(event.response_id)
+            if turn is not None and turn.ended_at is None:
+                turn.ended_at = now
+                if event.status == "completed":
+                    turn.text = event.text
+            if event.status == "completed":
+                tail = self._outbound.flush()
+                if tail:
+                    await self.stream.send_audio(tail, response_id=event.response_id)
+            if state in (_S.THINKING, _S.SPEAKING):
+                self._set(_S.LISTENING)
+        elif isinstance(event, Interrupted):
+            self._set(_S.INTERRUPTED)
+            self._outbound.reset()
+            await self.stream.clear(event.response_id)
+            turn = self.transcript.find(event.response_id)
+            if turn is not None:
+                turn.text = event.played_text
+                turn.interrupted = True
+                if turn.ended_at is None:
+                    turn.ended_at = now
+                if not turn.text:
+                    self.transcript.drop_empty(turn)
+        elif isinstance(event, TurnMetrics):
+            self.metrics.add(event)
+        elif isinstance(event, ErrorEvent) and event.fatal:
+            self.error = event
+        elif isinstance(event, PhaseChanged):
+            pass  # guided flows (a later layer) report their phases through here
+
+
+def _first_leaf(group: BaseExceptionGroup[ParleyError]) -> ParleyError:
+    """The first real error in a (possibly nested) group from the TaskGroups."""
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first

@@ -1,0 +1,8 @@
+"""The "brain" of a call: engines consume PCM16 and text and yield ``parley.events``."""
+
+from __future__ import annotations
+
+from parley.engines.cascade import CascadeConfig, CascadeEngine
+from parley.engines.seams import Engine, ToolRunner
+
+__all__ = ["CascadeConfig", "CascadeEngine", "Engine", "ToolRunner"]

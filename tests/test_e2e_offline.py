@@ -1,0 +1,150 @@
+"""End to end with the real offline stack, no fakes: Silero VAD, Whisper tiny.en,
+EchoResponder, Piper; a SimulatedCaller speaking Piper speech through the
+in-memory transport into a Conversation."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+
+import numpy as np
+import pytest
+import soxr
+
+from parley.conversation import Conversation
+from parley.engines import CascadeEngine
+from parley.events import Event, Interrupted, Role
+from parley.providers.models import load_counts
+from parley.providers.piper import PiperTTS
+from parley.providers.responders import EchoResponder
+from parley.providers.silero import SileroVAD
+from parley.providers.whisper import WhisperSTT
+from parley.testing.caller import SimulatedCaller
+from parley.testing.transport import memory_transport_pair
+
+pytestmark = pytest.mark.slow
+
+
+def norm(text: str) -> str:
+    return " ".join(re.findall(r"[a-z0-9']+", text.lower()))
+
+
+@pytest.fixture(scope="module")
+def stack() -> tuple[SileroVAD, WhisperSTT, PiperTTS]:
+    vad, stt, tts = SileroVAD(), WhisperSTT(), PiperTTS()
+
+    async def warm() -> None:
+        await asyncio.gather(vad.warmup(), stt.warmup(), tts.warmup())
+
+    asyncio.run(warm())  # load the models once, before any test's clock starts
+    return vad, stt, tts
+
+
+def conversation(
+    stack: tuple[SileroVAD, WhisperSTT, PiperTTS], events: list[Event] | None = None
+) -> tuple[Conversation, SimulatedCaller]:
+    vad, stt, tts = stack
+    stream, peer = memory_transport_pair()
+
+    async def on_event(conv: Conversation, event: Event) -> None:
+        if events is not None:
+            events.append(event)
+
+    engine = CascadeEngine(vad, stt, EchoResponder(), tts)
+    return Conversation(stream, engine, on_event=on_event), SimulatedCaller(peer, tts, speed=2)
+
+
+async def test_spoken_sentence_is_transcribed_and_echoed_back(
+    stack: tuple[SileroVAD, WhisperSTT, PiperTTS],
+) -> None:
+    sentence = "Please book a table for two people at seven tonight."
+    conv, caller = conversation(stack)
+    async with asyncio.TaskGroup() as tg:
+        task = tg.create_task(conv.run())
+        async with caller:
+            await caller.pause(300)
+            await caller.say(sentence)
+            reply = await asyncio.wait_for(caller.wait_for_reply(), 20)
+            await asyncio.wait_for(caller.wait_quiet(800), 30)
+    await task
+    user = [t.text for t in conv.transcript if t.role is Role.USER]
+    assert [norm(t) for t in user] == [norm(sentence)]
+    assert not reply.cleared
+    heard_text = (await stack[1].transcribe(bytes(reply.heard))).text
+    assert norm(sentence) in norm(heard_text)
+    assert norm(heard_text).startswith("you said")
+    (metrics,) = conv.metrics
+    assert metrics.voice_to_voice_ms is not None and metrics.stt_ms is not None
+
+
+async def test_barge_in_stops_playback_and_keeps_only_what_was_heard(
+    stack: tuple[SileroVAD, WhisperSTT, PiperTTS],
+) -> None:
+    long_sentence = (
+        "I would like to hear about every single one of your opening hours, your prices, "
+        "your delivery options and the whole history of your wonderful little company."
+    )
+    events: list[Event] = []
+    conv, caller = conversation(stack, events)
+    async with asyncio.TaskGroup() as tg:
+        task = tg.create_task(conv.run())
+        async with caller:
+            await caller.prepare("Stop, please stop.")
+            await caller.say(long_sentence)
+            reply = await asyncio.wait_for(caller.wait_for_reply(), 20)
+            await asyncio.wait_for(caller.wait_heard_ms(reply.response_id, 2000), 20)
+            await caller.say("Stop, please stop.")
+            await asyncio.wait_for(caller.wait_quiet(1500), 30)
+    await task
+    (cut,) = [e for e in events if isinstance(e, Interrupted)]
+    full = f"You said: {long_sentence}"
+    assert cut.response_id == reply.response_id
+    assert cut.played_text and norm(full).startswith(norm(cut.played_text))
+    assert len(cut.played_text) < len(full) / 2
+    # Playback stopped: the caller was told to clear and heard well under the whole reply.
+    assert reply.cleared and reply.audio_after_clear == 0
+    heard_ms = len(reply.heard) / 2 / 16
+    assert 2000 <= heard_ms < cut.played_ms + 1500
+    # History and transcript hold only what was heard.
+    engine = conv.engine
+    assert isinstance(engine, CascadeEngine)
+    assistant = [m.content for m in engine.history if m.role is Role.ASSISTANT]
+    assert assistant[0] == cut.played_text
+    turn = next(t for t in conv.transcript if t.role is Role.ASSISTANT)
+    assert turn.interrupted and turn.text == cut.played_text
+
+
+async def test_models_load_once_and_inference_stays_off_the_loop(
+    stack: tuple[SileroVAD, WhisperSTT, PiperTTS], caplog: pytest.LogCaptureFixture
+) -> None:
+    before = load_counts()
+    assert before and all(n == 1 for n in before.values())
+    # A second conversation with *new* provider objects must reuse the loaded models.
+    fresh = (SileroVAD(), WhisperSTT(), PiperTTS())
+    loop = asyncio.get_running_loop()
+    loop.set_debug(True)
+    loop.slow_callback_duration = 0.1  # a Whisper or Piper call on the loop takes 60-450 ms
+    caplog.set_level(logging.WARNING, logger="asyncio")
+    try:
+        conv, caller = conversation(fresh)
+        async with asyncio.TaskGroup() as tg:
+            task = tg.create_task(conv.run())
+            async with caller:
+                await caller.say("What time do you open tomorrow?")
+                await asyncio.wait_for(caller.wait_for_reply(), 20)
+                await asyncio.wait_for(caller.wait_quiet(800), 30)
+        await task
+    finally:
+        loop.set_debug(False)
+    assert load_counts() == before
+    slow = [r.getMessage() for r in caplog.records if "took" in r.getMessage()]
+    assert not slow, slow
+    assert [norm(t.text) for t in conv.transcript if t.role is Role.USER] == [
+        "what time do you open tomorrow"
+    ]
+
+
+def test_resample_helper_sanity() -> None:
+    x = np.zeros(22050, dtype=np.int16)
+    assert len(soxr.resample(x, 22050, 16000)) == 16000

@@ -1,0 +1,435 @@
+"""CascadeEngine with the deterministic fakes: turn flow, speculative STT, barge-in,
+tools, context updates, bounded input. Real models are in test_e2e_offline.py."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from enum import Enum
+from typing import Any, Literal
+
+import pytest
+
+from parley.conversation.tools import ToolError, ToolRegistry, tool_spec
+from parley.engines import CascadeConfig, CascadeEngine, Engine
+from parley.errors import ConfigError, ProviderError
+from parley.events import (
+    AudioDelta,
+    ContextInjected,
+    Event,
+    Interrupted,
+    ResponseDone,
+    ResponseStarted,
+    Role,
+    ToolCall,
+    ToolResult,
+    TranscriptFinal,
+    TurnMetrics,
+    UserSpeechStarted,
+    UserSpeechStopped,
+)
+from parley.testing.fakes import FakeLLM, FakeSTT, FakeTTS, FakeVAD, silence, tone, tool_call
+
+RATE = 16000
+
+
+class Run:
+    """An engine running in the background, with every event it emitted so far."""
+
+    def __init__(self, engine: CascadeEngine) -> None:
+        self.engine = engine
+        self.events: list[Event] = []
+        self._changed = asyncio.Event()
+
+    async def collect(self) -> None:
+        async for event in self.engine.events():
+            self.events.append(event)
+            self._changed.set()
+
+    def of(self, kind: type[Any]) -> list[Any]:
+        return [e for e in self.events if isinstance(e, kind)]
+
+    async def until(self, predicate: Callable[[], bool], limit_s: float = 5.0) -> None:
+        async with asyncio.timeout(limit_s):
+            while not predicate():
+                self._changed.clear()
+                await self._changed.wait()
+
+    async def feed(self, pcm: bytes, *, chunk_ms: int = 20, pace: float = 0.0) -> None:
+        step = 2 * RATE * chunk_ms // 1000
+        for i in range(0, len(pcm), step):
+            await self.engine.send_audio(pcm[i : i + step])
+            await asyncio.sleep(pace)
+
+
+@asynccontextmanager
+async def running(engine: CascadeEngine) -> AsyncIterator[Run]:
+    run = Run(engine)
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(engine.run())
+        tg.create_task(run.collect())
+        yield run
+        await engine.close()
+
+
+def make(
+    stt: FakeSTT | None = None,
+    llm: FakeLLM | None = None,
+    tts: FakeTTS | None = None,
+    config: CascadeConfig | None = None,
+    **kw: Any,
+) -> CascadeEngine:
+    return CascadeEngine(
+        FakeVAD(RATE), stt or FakeSTT("hello there"), llm or FakeLLM(), tts or FakeTTS(RATE),
+        config, **kw,
+    )  # fmt: skip
+
+
+def utterance(ms: float = 600) -> bytes:
+    return silence(100) + tone(ms) + silence(900)
+
+
+async def test_engine_satisfies_the_seam() -> None:
+    assert isinstance(make(), Engine)
+
+
+async def test_one_spoken_turn_produces_the_whole_event_flow() -> None:
+    stt = FakeSTT("what time is it")
+    llm = FakeLLM(["It is noon. Anything else?"])
+    async with running(make(stt, llm)) as run:
+        await run.feed(utterance())
+        await run.until(lambda: bool(run.of(ResponseDone)))
+    kinds = [type(e) for e in run.events]
+    order = [UserSpeechStarted, UserSpeechStopped, TranscriptFinal, ResponseStarted, AudioDelta]
+    assert [k for k in kinds if k in order][:5] == order
+    assert run.of(TranscriptFinal)[0].text == "what time is it"
+    done = run.of(ResponseDone)[0]
+    assert done.status == "completed" and done.text == "It is noon. Anything else?"
+    deltas = run.of(AudioDelta)
+    # Each clause is synthesised on its own; the text rides on its first chunk.
+    assert [d.text for d in deltas if d.text] == ["It is noon.", "Anything else?"]
+    assert all(d.sample_rate == RATE for d in deltas)
+    assert [m.role for m in run.engine.history] == [Role.USER, Role.ASSISTANT]
+    (metrics,) = run.of(TurnMetrics)
+    assert metrics.turn_index == 1 and metrics.voice_to_voice_ms is not None
+    assert metrics.stt_ms is not None and metrics.tts_first_byte_ms is not None
+    assert metrics.extra["speculative_stt_hit"] == 1.0
+
+
+async def test_speculative_transcript_is_reused_when_no_speech_follows() -> None:
+    stt = FakeSTT("hello")
+    async with running(make(stt)) as run:
+        await run.feed(utterance())
+        await run.until(lambda: bool(run.of(ResponseDone)))
+    assert len(stt.calls) == 1  # transcribed once, at the pause, never again
+
+
+async def test_speech_after_a_short_pause_discards_the_speculation() -> None:
+    stt = FakeSTT(["my number is", "my number is five five five"])
+    async with running(make(stt)) as run:
+        # 300 ms pause: past the speculative silence, short of the end of turn.
+        await run.feed(silence(100) + tone(500) + silence(300))
+        await asyncio.sleep(0.05)  # the speculative STT starts on the pause
+        assert len(stt.calls) == 1
+        await run.feed(tone(500) + silence(900))
+        await run.until(lambda: bool(run.of(ResponseDone)))
+    assert len(run.of(UserSpeechStarted)) == 1
+    assert len(stt.calls) >= 2 and len(stt.calls[-1]) > len(stt.calls[0])
+    assert run.of(TranscriptFinal)[0].text == "my number is five five five"
+    assert run.of(TurnMetrics)[0].extra["speculative_stt_hit"] == 1.0
+
+
+async def test_barge_in_keeps_only_the_heard_text() -> None:
+    reply = "One two three four five. Six seven eight nine ten. Eleven twelve thirteen."
+    tts = FakeTTS(RATE, ms_per_char=50)  # "One two three four five." ≈ 1.2 s
+    async with running(make(llm=FakeLLM([reply]), tts=tts)) as run:
+        await run.feed(utterance())
+        await run.until(lambda: bool(run.of(ResponseDone)))
+        rid = run.of(ResponseStarted)[0].response_id
+        # The phone played the first sentence and 40 % of the second one.
+        first = len("One two three four five.") * 50
+        second = len("Six seven eight nine ten.") * 50
+        await run.engine.report_playback(rid, first + 0.4 * second)
+        await run.feed(tone(300) + silence(100))
+        await run.until(lambda: bool(run.of(Interrupted)))
+    (cut,) = run.of(Interrupted)
+    assert cut.response_id == rid
+    assert cut.played_text == "One two three four five. Six seven"
+    assert cut.played_ms == pytest.approx(first + 0.4 * second)
+    assert run.engine.history[-1] == run.engine.history[1]
+    assert run.engine.history[1].content == cut.played_text
+    assert isinstance(run.events[run.events.index(cut) + 1], UserSpeechStarted)
+
+
+async def test_barge_in_during_generation_cancels_llm_and_tts_at_once() -> None:
+    words = " ".join(f"word{i}." for i in range(200))
+    llm = FakeLLM([words], delay_s=0.01)
+    tts = FakeTTS(RATE, ms_per_char=50)
+    async with running(make(llm=llm, tts=tts)) as run:
+        await run.feed(utterance())
+        await run.until(lambda: bool(run.of(AudioDelta)))
+        rid = run.of(ResponseStarted)[0].response_id
+        await run.engine.report_playback(rid, 0.0)
+        await run.feed(tone(300))
+        await run.until(lambda: bool(run.of(Interrupted)))
+        n_audio, n_tts = len(run.of(AudioDelta)), len(tts.texts)
+        await asyncio.sleep(0.2)
+        assert len(run.of(AudioDelta)) == n_audio and len(tts.texts) == n_tts
+    assert len(llm.requests) == 1 and len(tts.texts) < 20
+    done = [d for d in run.of(ResponseDone) if d.response_id == rid]
+    assert done and done[0].status == "cancelled"
+    assert run.of(Interrupted)[0].played_text == ""
+    assert [m.role for m in run.engine.history] == [Role.USER]  # nothing was heard
+
+
+async def test_typed_text_is_answered() -> None:
+    async with running(make(llm=FakeLLM(["Hi."]))) as run:
+        await run.engine.send_text("hello")
+        await run.until(lambda: bool(run.of(ResponseDone)))
+    assert run.of(TranscriptFinal)[0].text == "hello"
+    assert run.of(TurnMetrics)[0].voice_to_voice_ms is None  # no speech to measure from
+
+
+async def test_empty_transcript_gives_no_reply() -> None:
+    llm = FakeLLM()
+    async with running(make(FakeSTT(""), llm)) as run:
+        await run.feed(utterance())
+        await run.until(lambda: bool(run.of(TranscriptFinal)))
+        await asyncio.sleep(0.05)
+    assert run.of(TranscriptFinal)[0].text == "" and not llm.requests
+    assert not run.of(ResponseStarted)
+
+
+def get_weather(city: str, unit: str = "celsius") -> dict[str, Any]:
+    """Current weather for a city.
+
+    Args:
+        city: The city name.
+        unit: celsius or fahrenheit.
+    """
+    if city == "Atlantis":
+        raise ToolError("no such city")
+    return {"city": city, "temp": 21, "unit": unit}
+
+
+async def test_tool_calls_run_and_their_results_go_back_to_the_llm() -> None:
+    tools = ToolRegistry([get_weather])
+    llm = FakeLLM(
+        [[tool_call("get_weather", '{"city": "Paris"}', "call_7")], "It is 21 degrees in Paris."]
+    )
+    async with running(make(llm=llm, tools=tools)) as run:
+        await run.engine.send_text("weather in Paris?")
+        await run.until(lambda: bool(run.of(ResponseDone)))
+    assert run.of(ToolCall)[0].name == "get_weather"
+    (result,) = run.of(ToolResult)
+    assert json.loads(result.output) == {"city": "Paris", "temp": 21, "unit": "celsius"}
+    assert [t.name for t in llm.requests[0][1]] == ["get_weather"]
+    second = llm.requests[1][0]
+    assert second[-2].tool_calls[0].call_id == "call_7"
+    assert second[-1].role is Role.TOOL and second[-1].tool_call_id == "call_7"
+    assert run.of(ResponseDone)[0].text == "It is 21 degrees in Paris."
+    assert run.engine.history[-1].content == "It is 21 degrees in Paris."
+
+
+async def test_context_and_instructions_apply_to_the_next_call_without_interrupting() -> None:
+    llm = FakeLLM(["First answer is rather long. It goes on.", "Second."], delay_s=0.02)
+    engine = make(llm=llm, config=CascadeConfig(instructions="Be brief."))
+    async with running(engine) as run:
+        await engine.send_text("one")
+        await run.until(lambda: bool(run.of(AudioDelta)))
+        await engine.inject_context("order", {"id": 1})
+        await engine.inject_context("order", {"id": 2})  # the newer value replaces it
+        await engine.update(instructions="Be kind.")
+        await run.until(lambda: bool(run.of(ResponseDone)))
+        assert run.of(ResponseDone)[0].status == "completed"
+        assert not run.of(Interrupted)
+        await engine.send_text("two")
+        await run.until(lambda: len(run.of(ResponseDone)) == 2)
+    first_system, second_system = llm.requests[0][0][0], llm.requests[1][0][0]
+    assert first_system.content == "Be brief."
+    assert second_system.role is Role.SYSTEM
+    assert second_system.content.startswith("Be kind.")
+    assert '{"id": 2}' in second_system.content and '{"id": 1}' not in second_system.content
+    (injected,) = run.of(ContextInjected)
+    assert injected.key == "order" and injected.latency_ms >= 0
+
+
+async def test_a_failing_provider_fails_the_reply_not_the_call() -> None:
+    stt = FakeSTT(["one", "two"])
+    llm = FakeLLM(error=ProviderError("llm down", provider="fake"))
+    async with running(make(stt, llm)) as run:
+        await run.feed(utterance())
+        await run.until(lambda: bool(run.of(ResponseDone)))
+        assert run.of(ResponseDone)[0].status == "failed"
+        llm.error = None
+        await run.feed(utterance())
+        await run.until(lambda: len(run.of(ResponseDone)) == 2)
+    assert run.of(ResponseDone)[1].status == "completed"
+
+
+async def test_input_queue_is_bounded_and_drops_are_counted() -> None:
+    engine = make(config=CascadeConfig(input_queue_chunks=10))
+    for _ in range(25):  # nothing consumes: not running
+        await engine.send_audio(silence(20))
+    assert engine.dropped_audio_chunks == 15
+
+
+async def test_vad_runs_off_the_event_loop_in_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    threads: set[str] = set()
+    calls = 0
+
+    class Recording(FakeVAD):
+        def stream(self) -> Any:
+            inner = super().stream()
+            outer = self
+
+            class S:
+                frame_bytes = inner.frame_bytes
+
+                def probability(self, frame: bytes) -> float:
+                    threads.add(threading.current_thread().name)
+                    return inner.probability(frame)
+
+                def reset(self) -> None:
+                    inner.reset()
+
+            del outer
+            return S()
+
+    import parley.engines.cascade as cascade
+
+    original = cascade._score
+
+    def counting(stream: Any, frames: list[bytes]) -> list[float]:
+        nonlocal calls
+        calls += 1
+        return original(stream, frames)
+
+    monkeypatch.setattr(cascade, "_score", counting)
+    engine = CascadeEngine(Recording(RATE), FakeSTT(), FakeLLM(), FakeTTS(RATE))
+    async with running(engine) as run:
+        await engine.send_audio(utterance())  # one 1.6 s chunk = 50 VAD frames
+        await run.until(lambda: bool(run.of(ResponseDone)))
+    assert threading.main_thread().name not in threads and threads
+    assert calls == 1
+
+
+def test_mismatched_stt_rate_is_a_config_error() -> None:
+    with pytest.raises(ConfigError):
+        CascadeEngine(FakeVAD(16000), FakeSTT(sample_rate=8000), FakeLLM(), FakeTTS())
+
+
+# -- the tool registry ---------------------------------------------------------------------
+
+
+def test_tool_spec_comes_from_hints_and_docstring() -> None:
+    spec = tool_spec(get_weather)
+    assert spec.name == "get_weather"
+    assert spec.description == "Current weather for a city."
+    assert spec.parameters == {
+        "type": "object",
+        "properties": {
+            "city": {"type": "string", "description": "The city name."},
+            "unit": {"type": "string", "description": "celsius or fahrenheit."},
+        },
+        "required": ["city"],
+    }
+
+
+class Size(Enum):
+    S = "s"
+    L = "l"
+
+
+def sized(
+    n: int, xs: list[float], mode: Literal["a", "b"], size: Size, flag: bool | None = None
+) -> None:
+    """Do it."""
+
+
+def test_tool_spec_types() -> None:
+    f = sized
+    props = tool_spec(f).parameters["properties"]
+    assert props["n"] == {"type": "integer"}
+    assert props["xs"] == {"type": "array", "items": {"type": "number"}}
+    assert props["mode"] == {"enum": ["a", "b"]}
+    assert props["size"] == {"enum": ["s", "l"]}
+    assert props["flag"] == {"type": "boolean"}
+    assert tool_spec(f).parameters["required"] == ["n", "xs", "mode", "size"]
+
+    def untyped(x):  # type: ignore[no-untyped-def]
+        """No hints."""
+
+    with pytest.raises(ConfigError):
+        tool_spec(untyped)
+
+
+async def test_tool_registry_reports_errors_to_the_model() -> None:
+    tools = ToolRegistry()
+
+    @tools.register(name="weather")
+    async def weather(city: str) -> str:
+        """Weather."""
+        return f"sunny in {city}"
+
+    tools.register(get_weather)
+    ok = await tools.run(ToolCall("1", "weather", '{"city": "Oslo"}'))
+    assert ok == ToolResult("1", "weather", "sunny in Oslo")
+    for call, fragment in [
+        (ToolCall("2", "nope", "{}"), "unknown tool"),
+        (ToolCall("3", "weather", "{bad"), "not valid JSON"),
+        (ToolCall("4", "weather", "[]"), "JSON object"),
+        (ToolCall("5", "weather", '{"town": "x"}'), "missing arguments ['city']"),
+        (ToolCall("6", "get_weather", '{"city": "Atlantis"}'), "no such city"),
+    ]:
+        result = await tools.run(call)
+        assert result.is_error and fragment in json.loads(result.output)["error"], call
+    with pytest.raises(ConfigError):
+        tools.register(get_weather)
+
+
+async def test_tool_call_through_the_openai_wire_format() -> None:
+    """The OpenAI-compatible LLM against a loopback server speaking the real SSE
+    format: the engine runs the tool and sends its result back in the next request."""
+    from parley.providers.openai_llm import OpenAILLM
+    from parley.testing.wire_servers import (
+        OpenAIWireServer,
+        ScriptedReply,
+        ScriptedToolCall,
+        split_words,
+    )
+
+    async with OpenAIWireServer() as server:
+        server.script(
+            ScriptedReply(
+                tool_calls=(
+                    ScriptedToolCall("get_weather", ('{"city": ', '"Paris"}'), call_id="call_w"),
+                )
+            ),
+            ScriptedReply(text=split_words("It is 21 degrees in Paris. Enjoy!")),
+        )
+        llm = OpenAILLM("gpt-4o-mini", base_url=server.openai_base_url, api_key="test")
+        tools = ToolRegistry([get_weather])
+        engine = CascadeEngine(
+            FakeVAD(RATE), FakeSTT(), llm, FakeTTS(RATE), CascadeConfig(instructions="Be brief."),
+            tools=tools,
+        )  # fmt: skip
+        async with running(engine) as run:
+            await engine.send_text("What's the weather in Paris?")
+            await run.until(lambda: bool(run.of(ResponseDone)), limit_s=15)
+        await llm.aclose()
+        first, second = (r.json_body for r in server.requests_to("/v1/chat/completions"))
+    assert first["tools"][0]["function"]["name"] == "get_weather"
+    assert first["messages"][0] == {"role": "system", "content": "Be brief."}
+    tool_msg = second["messages"][-1]
+    assert tool_msg["role"] == "tool" and tool_msg["tool_call_id"] == "call_w"
+    assert json.loads(tool_msg["content"])["city"] == "Paris"
+    assert second["messages"][-2]["tool_calls"][0]["id"] == "call_w"
+    assert run.of(ResponseDone)[0].text == "It is 21 degrees in Paris. Enjoy!"
+    assert [d.text for d in run.of(AudioDelta) if d.text] == [
+        "It is 21 degrees in Paris.",
+        "Enjoy!",
+    ]
