@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
-APT_PKGS := redis-server
+APT_PKGS := redis-server chromium
 
 .PHONY: run test lint typecheck pytest bench clean sysdeps
 

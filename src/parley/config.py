@@ -21,7 +21,15 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -119,18 +127,34 @@ class ParleySettings(BaseSettings):
         default=None, description="https URL Twilio reaches us at; used for signatures"
     )
     twilio_auth_token: SecretStr | None = None
+    twilio_token_ttl_seconds: float = Field(
+        default=120.0, gt=0, description="life of the one-time token in the TwiML <Parameter>"
+    )
     drain_seconds: float = Field(default=10.0, ge=0)
     max_calls: int = Field(default=1000, ge=1)
+    # The realtime engine (--engine realtime): OpenAI's Realtime API or any server that
+    # speaks it (Azure, `parley realtime-server`). The key falls back to OPENAI_API_KEY.
+    realtime_url: str = "wss://api.openai.com/v1/realtime"
+    realtime_model: str = "gpt-realtime"
+    realtime_api_key: SecretStr | None = None
+    realtime_voice: str = "marin"
+    # When the realtime upstream is unreachable or keeps failing, carry the call on
+    # with the local cascade (Silero, Whisper, the brain, Piper).
+    failover: bool = True
+    # Parley's own Realtime-compatible endpoint at /v1/realtime: the key clients must
+    # present (Authorization: Bearer …); unset = open, and the start banner says so.
+    realtime_server_api_key: SecretStr | None = None
     conversation: ConversationConfig = ConversationConfig()
 
-    @model_validator(mode="after")
-    def _check_brain(self) -> ParleySettings:
-        kind, _, model = self.brain.partition(":")
+    @field_validator("brain")
+    @classmethod
+    def _check_brain(cls, brain: str) -> str:
+        kind, _, model = brain.partition(":")
         if kind not in {"echo", "template", "openai", "anthropic"}:
-            raise ValueError(f"unknown brain {self.brain!r}: use echo, template, openai:MODEL")
+            raise ValueError(f"unknown brain {brain!r}: use echo, template, openai:MODEL")
         if kind in {"openai", "anthropic"} and not model:
             raise ValueError(f"brain {kind!r} needs a model: {kind}:MODEL")
-        return self
+        return brain
 
     @classmethod
     def settings_customise_sources(

@@ -149,7 +149,14 @@ class Conversation:
         self.ended_at: float | None = None
         self._machine = StateMachine()
         self._on_start, self._on_end, self._on_event = on_start, on_end, on_event
-        self._inbound = _Inbound(stream.input_format, engine.input_sample_rate)
+        # An engine that takes the line's own format (the realtime engine on µ-law)
+        # gets the bytes untouched: no decode, no resample on that path.
+        engine_format = getattr(engine, "input_format", None)
+        self._inbound: _Inbound | None = (
+            None
+            if engine_format == stream.input_format
+            else _Inbound(stream.input_format, engine.input_sample_rate)
+        )
         self._outbound = _Outbound(stream.output_format)
         self._awaiting_text: deque[Turn] = deque()  # user turns whose transcript is coming
         self._current_user: Turn | None = None
@@ -195,7 +202,7 @@ class Conversation:
         engine = self.engine
         async for item in self.stream.inbound():
             if isinstance(item, bytes):
-                pcm = self._inbound.convert(item)
+                pcm = item if self._inbound is None else self._inbound.convert(item)
                 if pcm:
                     await engine.send_audio(pcm)
             elif isinstance(item, PlaybackReport):

@@ -15,6 +15,12 @@ from parley.testing.fakes import (
     tone,
     tool_call,
 )
+from parley.testing.realtime_upstream import (
+    RealtimeUpstream,
+    ScriptedFunctionCall,
+    ScriptedResponse,
+    UpstreamConnection,
+)
 from parley.testing.transport import (
     ClearAudio,
     MemoryCallStream,
@@ -47,14 +53,18 @@ __all__ = [
     "MemoryPeer",
     "OpenAIWireServer",
     "Outbound",
+    "RealtimeUpstream",
     "RecordedRequest",
     "Reply",
     "ReplyAudio",
     "ScriptedError",
+    "ScriptedFunctionCall",
     "ScriptedReply",
+    "ScriptedResponse",
     "ScriptedToolCall",
     "SimulatedCaller",
     "UploadedFile",
+    "UpstreamConnection",
     "Utterance",
     "memory_transport_pair",
     "silence",

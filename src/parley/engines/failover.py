@@ -1,0 +1,264 @@
+"""``FailoverEngine``: run a primary engine, switch mid-call to a fallback when it fails.
+
+The primary (typically ``RealtimeEngine``) runs until it is unreachable (its
+``run()`` raises a ``ParleyError``) or keeps failing (``max_failures`` non-fatal
+``ErrorEvent``s within ``window_s``). Then the fallback (typically the cascade)
+takes over for the rest of the call, seeded with the conversation so far, the
+current instructions, tools and injected context. The switch is an
+:class:`~parley.events.EngineSwitched` event and a counter.
+
+The conversation layer fixes the engine's input format when the call starts, so
+this wrapper keeps the primary's format and converts caller audio for the
+fallback after a switch (G.711 decode and one stream resampler, created once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from parley.audio.format import AudioFormat
+from parley.audio.g711 import alaw_decode, ulaw_decode
+from parley.audio.resample import StreamResampler
+from parley.engines.seams import Engine, ToolRunner
+from parley.errors import ParleyError
+from parley.events import (
+    EngineSwitched,
+    ErrorEvent,
+    Event,
+    Interrupted,
+    ResponseDone,
+    Role,
+    TranscriptFinal,
+)
+from parley.providers.seams import Message
+
+__all__ = ["AudioBuffering", "FailoverEngine", "FailoverPolicy", "HistorySeedable", "switch_count"]
+
+_END = object()
+_switches = 0  # process-wide, for the metrics exporter
+
+
+def switch_count() -> int:
+    """Engine switches in this process so far (all calls)."""
+    return _switches
+
+
+@runtime_checkable
+class HistorySeedable(Protocol):
+    """An engine that can start from a conversation already under way."""
+
+    def seed_history(self, messages: Sequence[Message]) -> None: ...
+
+
+@runtime_checkable
+class AudioBuffering(Protocol):
+    """An engine that holds caller audio it could not deliver (``RealtimeEngine`` while
+    reconnecting); the fallback gets that audio, so nothing the caller said is lost."""
+
+    def take_buffered_audio(self) -> list[bytes]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FailoverPolicy:
+    max_failures: int = 3  # non-fatal errors of the primary within window_s → switch
+    window_s: float = 60.0
+    event_queue_size: int = 512
+
+
+EngineFactory = Callable[[], Engine]
+
+
+class FailoverEngine:
+    """See the module docstring. ``fallback`` may be an engine or a factory of one
+    (built only when needed, so its models load only on a switch)."""
+
+    def __init__(
+        self,
+        primary: Engine,
+        fallback: Engine | EngineFactory,
+        *,
+        policy: FailoverPolicy | None = None,
+        primary_name: str = "realtime",
+        fallback_name: str = "cascade",
+    ) -> None:
+        self.policy = policy or FailoverPolicy()
+        self.primary = primary
+        self._fallback_spec = fallback
+        self.fallback: Engine | None = fallback if isinstance(fallback, Engine) else None
+        self.primary_name, self.fallback_name = primary_name, fallback_name
+        self._active: Engine = primary
+        self._out: asyncio.Queue[object] = asyncio.Queue(self.policy.event_queue_size)
+        self._failures: deque[float] = deque()
+        self._history: list[Message] = []
+        self._context: dict[str, object] = {}
+        self._instructions: str | None = None
+        self._tools: ToolRunner | None = None
+        self._convert: Callable[[bytes], bytes] | None = None
+        self._closed = False
+        self.switches = 0
+        self.switch_reason = ""
+        fmt = getattr(primary, "input_format", None)
+        self._format = (
+            fmt if isinstance(fmt, AudioFormat) else AudioFormat("pcm16", primary.input_sample_rate)
+        )
+
+    # -- the Engine seam ---------------------------------------------------------------
+
+    @property
+    def input_sample_rate(self) -> int:
+        return self._format.sample_rate
+
+    @property
+    def input_format(self) -> AudioFormat:
+        return self._format
+
+    @property
+    def output_format(self) -> AudioFormat:
+        fmt = getattr(self.primary, "output_format", None)
+        return fmt if isinstance(fmt, AudioFormat) else self._format
+
+    @property
+    def active(self) -> str:
+        return self.primary_name if self._active is self.primary else self.fallback_name
+
+    async def send_audio(self, pcm: bytes) -> None:
+        convert = self._convert
+        await self._active.send_audio(convert(pcm) if convert is not None else pcm)
+
+    async def send_text(self, text: str) -> None:
+        await self._active.send_text(text)
+
+    async def report_playback(self, response_id: str, played_ms: float) -> None:
+        await self._active.report_playback(response_id, played_ms)
+
+    async def inject_context(self, key: str, data: object) -> None:
+        self._context[key] = data
+        await self._active.inject_context(key, data)
+
+    async def update(
+        self, *, instructions: str | None = None, tools: ToolRunner | None = None
+    ) -> None:
+        if instructions is not None:
+            self._instructions = instructions
+        if tools is not None:
+            self._tools = tools
+        await self._active.update(instructions=instructions, tools=tools)
+
+    async def close(self) -> None:
+        self._closed = True
+        await self._active.close()
+
+    async def events(self) -> AsyncIterator[Event]:
+        while True:
+            item = await self._out.get()
+            if item is _END:
+                return
+            yield item  # type: ignore[misc]
+
+    async def run(self) -> None:
+        try:
+            reason = await self._drive(self.primary, watch=True)
+            if reason is not None and not self._closed:
+                fallback = await self._switch(reason)
+                if not self._closed:
+                    await self._drive(fallback, watch=False)
+        finally:
+            while self._out.full():
+                self._out.get_nowait()
+            self._out.put_nowait(_END)
+
+    # -- internals ---------------------------------------------------------------------
+
+    async def _drive(self, engine: Engine, *, watch: bool) -> str | None:
+        """Run ``engine`` and forward its events; with ``watch``, return why it should be
+        abandoned (``None`` if it ended normally)."""
+        run = asyncio.get_running_loop().create_task(engine.run())
+        reason: str | None = None
+        events = engine.events()
+        try:
+            async for event in events:
+                self._track(event)
+                await self._out.put(event)
+                if watch and isinstance(event, ErrorEvent) and self._failed(event):
+                    reason = (
+                        f"{self.policy.max_failures} failures in {self.policy.window_s:g} s "
+                        f"(last: {event.code})"
+                    )
+                    break
+        finally:
+            with contextlib.suppress(AttributeError):
+                await events.aclose()  # type: ignore[attr-defined]
+        if reason is not None:
+            await engine.close()
+        try:
+            await run
+        except ParleyError as exc:
+            if not watch:
+                raise
+            reason = reason or f"{type(exc).__name__}: {exc}"
+        return reason
+
+    def _failed(self, event: ErrorEvent) -> bool:
+        now = time.monotonic()
+        self._failures.append(now)
+        while self._failures and now - self._failures[0] > self.policy.window_s:
+            self._failures.popleft()
+        return event.fatal or len(self._failures) >= self.policy.max_failures
+
+    def _track(self, event: Event) -> None:
+        # The conversation so far, as the fallback's LLM should see it: what was said
+        # and what the caller actually heard.
+        if isinstance(event, TranscriptFinal) and event.role is Role.USER and event.text:
+            self._history.append(Message(Role.USER, event.text))
+        elif isinstance(event, ResponseDone) and event.status == "completed" and event.text:
+            self._history.append(Message(Role.ASSISTANT, event.text))
+        elif isinstance(event, Interrupted) and event.played_text:
+            self._history.append(Message(Role.ASSISTANT, event.played_text))
+
+    @property
+    def history(self) -> tuple[Message, ...]:
+        """The conversation so far as seen through the engines' events."""
+        return tuple(self._history)
+
+    async def _switch(self, reason: str) -> Engine:
+        global _switches
+        fallback = self.fallback
+        if fallback is None:
+            assert not isinstance(self._fallback_spec, Engine)
+            fallback = self._fallback_spec()
+            self.fallback = fallback
+        if isinstance(fallback, HistorySeedable):
+            fallback.seed_history(self._history)
+        if self._instructions is not None or self._tools is not None:
+            await fallback.update(instructions=self._instructions, tools=self._tools)
+        for key, data in self._context.items():
+            await fallback.inject_context(key, data)
+        self._convert = convert = self._converter(fallback.input_sample_rate)
+        self._active = fallback
+        if isinstance(self.primary, AudioBuffering):
+            for chunk in self.primary.take_buffered_audio():
+                await fallback.send_audio(convert(chunk) if convert is not None else chunk)
+        self.switches += 1
+        _switches += 1
+        self.switch_reason = reason
+        await self._out.put(EngineSwitched(self.primary_name, self.fallback_name, reason))
+        return fallback
+
+    def _converter(self, rate: int) -> Callable[[bytes], bytes] | None:
+        fmt = self._format
+        decode = {"ulaw": ulaw_decode, "alaw": alaw_decode}.get(fmt.encoding)
+        resampler = StreamResampler(fmt.sample_rate, rate) if fmt.sample_rate != rate else None
+        if decode is None and resampler is None:
+            return None
+
+        def convert(data: bytes) -> bytes:
+            pcm = decode(data) if decode is not None else data
+            return resampler.process(pcm) if resampler is not None else pcm
+
+        return convert

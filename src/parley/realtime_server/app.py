@@ -1,0 +1,165 @@
+"""The I/O shell: a :class:`RealtimeSession` bound to a WebSocket, and the ASGI pieces.
+
+``serve_realtime`` runs one session over any :class:`~parley.transports.socket.WireSocket`
+(two tasks: frames in → ``session.handle``; ``session.events()`` → text frames out).
+``realtime_route`` is the Starlette route to mount at ``/v1/realtime`` in a bigger
+app; ``create_realtime_app`` is the server on its own (``parley realtime-server``).
+
+Authentication, when an API key is configured: ``Authorization: Bearer KEY`` (what
+the OpenAI SDKs send) or the ``openai-insecure-api-key.KEY`` subprotocol (what a
+browser's ``WebSocket`` can send). A missing or wrong key is refused before the
+handshake completes: HTTP 401 with an OpenAI-style ``invalid_api_key`` body where
+the ASGI server supports denial responses (uvicorn does), else close code 1008.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket
+
+from parley.protocols.openai_realtime import encode_event_text
+from parley.transports.socket import CLOSE_POLICY, StarletteSocket, WireSocket
+
+from .backend import RealtimeBackend, offline_backend
+from .session import RealtimeSession
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "KEY_SUBPROTOCOL_PREFIX",
+    "authorized",
+    "create_realtime_app",
+    "realtime_route",
+    "serve_realtime",
+]
+
+DEFAULT_MODEL = "parley-realtime"
+KEY_SUBPROTOCOL_PREFIX = "openai-insecure-api-key."
+
+
+async def serve_realtime(
+    socket: WireSocket, backend: RealtimeBackend, *, model: str = DEFAULT_MODEL
+) -> None:
+    """Serve one Realtime session on an accepted socket until either side ends it."""
+    session = RealtimeSession(backend, model=model)
+
+    async def read() -> None:
+        try:
+            while (frame := await socket.receive()) is not None:
+                await session.handle(frame)
+        finally:
+            await session.close()
+
+    async def write() -> None:
+        async for event in session.events():
+            await socket.send_text(encode_event_text(event))
+
+    try:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(session.run())
+            tg.create_task(write())
+            await read()
+    finally:
+        await socket.close()
+
+
+def authorized(api_key: str | None, authorization: str | None, subprotocols: list[str]) -> bool:
+    """Whether a handshake carries ``api_key`` (always true when no key is configured)."""
+    if not api_key:
+        return True
+    offered: list[str] = []
+    if authorization and authorization[:7].lower() == "bearer ":
+        offered.append(authorization[7:].strip())
+    offered += [
+        p[len(KEY_SUBPROTOCOL_PREFIX) :]
+        for p in subprotocols
+        if p.startswith(KEY_SUBPROTOCOL_PREFIX)
+    ]
+    expected = api_key.encode()
+    # compare_digest on every candidate: no early exit that times the right key.
+    return any([hmac.compare_digest(c.encode(), expected) for c in offered])
+
+
+async def _refuse(websocket: WebSocket) -> None:
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        body = {
+            "error": {
+                "type": "invalid_request_error",
+                "code": "invalid_api_key",
+                "message": "Incorrect or missing API key.",
+                "param": None,
+            }
+        }
+        await websocket.send_denial_response(JSONResponse(body, status_code=401))
+    else:
+        await websocket.close(CLOSE_POLICY, "invalid_api_key")
+
+
+def realtime_route(
+    path: str = "/v1/realtime",
+    *,
+    backend: RealtimeBackend | Callable[[], RealtimeBackend] | None = None,
+    api_key: str | None = None,
+) -> WebSocketRoute:
+    """The WebSocket route serving the Realtime protocol (mount it in any Starlette app).
+
+    ``backend`` is a backend or a zero-argument function returning one (called per
+    connection, so it can be built lazily); the default is :func:`offline_backend`.
+    The ``model`` query parameter is reported back in the session.
+    """
+    get_backend: Callable[[], RealtimeBackend]
+    if backend is None:
+        get_backend = offline_backend
+    elif isinstance(backend, RealtimeBackend):
+        fixed = backend
+        get_backend = lambda: fixed  # noqa: E731
+    else:
+        get_backend = backend
+
+    async def endpoint(websocket: WebSocket) -> None:
+        offered = list(websocket.scope.get("subprotocols") or [])
+        if not authorized(api_key, websocket.headers.get("authorization"), offered):
+            await _refuse(websocket)
+            return
+        # A browser fails the handshake unless one offered subprotocol is chosen.
+        plain = [p for p in offered if not p.startswith(KEY_SUBPROTOCOL_PREFIX)]
+        chosen = "realtime" if "realtime" in plain else (plain[0] if plain else None)
+        await websocket.accept(subprotocol=chosen)
+        model = websocket.query_params.get("model") or DEFAULT_MODEL
+        await serve_realtime(StarletteSocket(websocket), get_backend(), model=model)
+
+    return WebSocketRoute(path, endpoint)
+
+
+def create_realtime_app(
+    *,
+    backend: RealtimeBackend | None = None,
+    api_key: str | None = None,
+    path: str = "/v1/realtime",
+    warmup: bool = True,
+) -> Starlette:
+    """A standalone ASGI app with the Realtime endpoint at ``path``.
+
+    ``warmup`` loads the backend's models at startup rather than on the first call.
+    Run it with ``uvicorn.run(create_realtime_app(), host=..., port=...)``.
+    """
+    chosen = backend
+
+    def get_backend() -> RealtimeBackend:
+        return chosen if chosen is not None else offline_backend()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if warmup:
+            await get_backend().warmup()
+        yield
+
+    return Starlette(
+        routes=[realtime_route(path, backend=get_backend, api_key=api_key)], lifespan=lifespan
+    )

@@ -1,0 +1,128 @@
+"""Session settings: defaults, the turn-detection mapping and format checks.
+
+``turn_config`` is where the client's ``server_vad``/``semantic_vad`` parameters
+become Parley's :class:`~parley.turns.TurnConfig`.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+from parley.errors import ConfigError, RemoteProtocolError
+from parley.protocols.openai_realtime import (
+    PCM16_24K,
+    AudioConfig,
+    AudioInput,
+    AudioOutput,
+    InputTranscription,
+    RealtimeAudioFormat,
+    Session,
+    TurnDetection,
+)
+from parley.turns import TurnConfig
+
+from .backend import RealtimeBackend
+
+__all__ = [
+    "EAGERNESS_SILENCE_MS",
+    "audio_in",
+    "audio_out",
+    "check_format",
+    "default_session",
+    "format_or_default",
+    "turn_config",
+]
+
+#: ``semantic_vad`` eagerness → end-of-turn silence (ms), from parley.turns' tuning table.
+EAGERNESS_SILENCE_MS = {"low": 928.0, "medium": 640.0, "auto": 640.0, "high": 448.0}
+
+
+def turn_config(td: TurnDetection) -> TurnConfig:
+    """``server_vad``/``semantic_vad`` parameters → a :class:`TurnConfig`.
+
+    ``threshold`` → ``threshold`` (the hysteresis' lower threshold stays at most it),
+    ``silence_duration_ms`` → ``end_of_turn_silence_ms``, ``prefix_padding_ms`` →
+    ``prefix_padding_ms``; unset fields keep Parley's tuned defaults. Bad values raise
+    ``RemoteProtocolError(invalid_value)``.
+    """
+    base = TurnConfig()
+    threshold = td.threshold if isinstance(td.threshold, float | int) else base.threshold
+    prefix = td.prefix_padding_ms if isinstance(td.prefix_padding_ms, int) else None
+    if td.type == "semantic_vad":
+        eagerness = td.eagerness if isinstance(td.eagerness, str) else "auto"
+        silence = EAGERNESS_SILENCE_MS[eagerness]
+    elif isinstance(td.silence_duration_ms, int):
+        silence = float(td.silence_duration_ms)
+    else:
+        silence = base.end_of_turn_silence_ms
+    try:
+        return TurnConfig(
+            threshold=float(threshold),
+            stop_threshold=min(base.stop_threshold, float(threshold)),
+            end_of_turn_silence_ms=silence,
+            speculative_silence_ms=min(base.speculative_silence_ms, silence / 2),
+            prefix_padding_ms=float(prefix) if prefix is not None else base.prefix_padding_ms,
+        )
+    except ConfigError as exc:
+        raise RemoteProtocolError(
+            f"session.audio.input.turn_detection: {exc.field or 'value'} {exc}",
+            code="invalid_value",
+        ) from None
+
+
+def default_session(backend: RealtimeBackend, model: str) -> Session:
+    base = TurnConfig()
+    turn = TurnDetection(
+        type="server_vad",
+        threshold=base.threshold,
+        prefix_padding_ms=int(base.prefix_padding_ms),
+        silence_duration_ms=int(base.end_of_turn_silence_ms),
+        idle_timeout_ms=None,
+        create_response=True,
+        interrupt_response=True,
+    )
+    return Session(
+        type="realtime",
+        id=f"sess_{secrets.token_hex(10)}",
+        object="realtime.session",
+        model=model,
+        output_modalities=["audio"],
+        instructions="",
+        audio=AudioConfig(
+            input=AudioInput(
+                format=PCM16_24K,
+                noise_reduction=None,
+                transcription=InputTranscription(model=backend.transcription_model),
+                turn_detection=turn,
+            ),
+            output=AudioOutput(format=PCM16_24K, voice=backend.voices[0], speed=1.0),
+        ),
+        tools=[],
+        tool_choice="auto",
+        max_output_tokens="inf",
+        tracing=None,
+        expires_at=int(time.time()) + 3600,
+    )
+
+
+def audio_in(session: Session) -> AudioInput:
+    audio = session.audio if isinstance(session.audio, AudioConfig) else AudioConfig()
+    return audio.input if isinstance(audio.input, AudioInput) else AudioInput()
+
+
+def audio_out(session: Session) -> AudioOutput:
+    audio = session.audio if isinstance(session.audio, AudioConfig) else AudioConfig()
+    return audio.output if isinstance(audio.output, AudioOutput) else AudioOutput()
+
+
+def format_or_default(fmt: RealtimeAudioFormat | object) -> RealtimeAudioFormat:
+    return fmt if isinstance(fmt, RealtimeAudioFormat) else PCM16_24K
+
+
+def check_format(fmt: RealtimeAudioFormat, where: str) -> None:
+    if fmt.type == "audio/pcm" and fmt.sample_rate != 24000:
+        raise RemoteProtocolError(
+            f"{where}.rate: audio/pcm is 24000 Hz only, got {fmt.sample_rate}",
+            code="invalid_value",
+        )

@@ -1,0 +1,222 @@
+"""REST: create, inspect, read the transcript of, and end conversations."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from parley.config import EngineKind
+from parley.conversation.transcript import Turn
+from parley.errors import ConfigError
+from parley.server.registry import CallRecord
+from parley.server.urls import http_base, ws_base
+
+if TYPE_CHECKING:
+    from parley.app import Parley
+
+__all__ = [
+    "ConversationCreate",
+    "ConversationCreated",
+    "ConversationInfo",
+    "Ended",
+    "LatencyInfo",
+    "TranscriptInfo",
+    "TurnInfo",
+    "rest_router",
+]
+
+
+class ConversationCreate(BaseModel):
+    """A new conversation; fields left out take the server's configuration."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    system_prompt: str | None = Field(default=None, max_length=20_000)
+    voice: str | None = Field(default=None, min_length=1, max_length=100)
+    engine: EngineKind | None = None
+    brain: str | None = Field(
+        default=None, description="echo | template | openai:MODEL | anthropic:MODEL"
+    )
+    user_id: str | None = Field(default=None, max_length=200)
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+
+class ConversationCreated(BaseModel):
+    id: str
+    status: str
+    websocket_url: str
+    websocket_path: str
+    engine: EngineKind
+    brain: str
+    voice: str
+    url: str
+
+
+class TurnInfo(BaseModel):
+    role: str
+    text: str
+    started_at: float
+    ended_at: float | None
+    interrupted: bool
+    response_id: str = ""
+
+
+class LatencyInfo(BaseModel):
+    count: int
+    p50_ms: float | None
+    p90_ms: float | None
+    mean_ms: float | None
+
+
+class ConversationInfo(BaseModel):
+    id: str
+    kind: Literal["browser", "twilio"] | None
+    status: str
+    state: str | None
+    engine: EngineKind
+    brain: str
+    voice: str
+    user_id: str | None
+    metadata: dict[str, str]
+    created_at: float
+    started_at: float | None
+    ended_at: float | None
+    turns: list[TurnInfo]
+    metrics: dict[str, LatencyInfo]
+    turn_metrics: list[dict[str, Any]]
+    error: dict[str, str] | None
+
+
+class TranscriptInfo(BaseModel):
+    id: str
+    turns: list[TurnInfo]
+    text: str
+
+
+class Ended(BaseModel):
+    id: str
+    status: str
+
+
+def _turn(t: Turn) -> TurnInfo:
+    return TurnInfo(
+        role=t.role.value,
+        text=t.text,
+        started_at=t.started_at,
+        ended_at=t.ended_at,
+        interrupted=t.interrupted,
+        response_id=t.response_id,
+    )
+
+
+def _info(record: CallRecord) -> ConversationInfo:
+    conv = record.conversation
+    turns = [_turn(t) for t in conv.transcript] if conv is not None else []
+    metrics: dict[str, LatencyInfo] = {}
+    per_turn: list[dict[str, Any]] = []
+    error = None
+    if conv is not None:
+        metrics = {
+            k: LatencyInfo(count=v.count, p50_ms=v.p50_ms, p90_ms=v.p90_ms, mean_ms=v.mean_ms)
+            for k, v in conv.metrics.summary().items()
+        }
+        per_turn = [
+            {
+                "turn_index": m.turn_index,
+                "voice_to_voice_ms": m.voice_to_voice_ms,
+                "end_of_turn_ms": m.end_of_turn_ms,
+                "stt_ms": m.stt_ms,
+                "llm_first_token_ms": m.llm_first_token_ms,
+                "tts_first_byte_ms": m.tts_first_byte_ms,
+            }
+            for m in conv.metrics
+        ]
+        if conv.error is not None:
+            error = {"code": conv.error.code, "message": conv.error.message}
+    return ConversationInfo(
+        id=record.id,
+        kind=record.kind,
+        status=record.status,
+        state=conv.state.value if conv is not None else None,
+        engine=record.engine,
+        brain=record.brain,
+        voice=record.voice,
+        user_id=record.user_id,
+        metadata=record.metadata,
+        created_at=record.created_at,
+        started_at=conv.started_at if conv is not None else None,
+        ended_at=record.ended_at,
+        turns=turns,
+        metrics=metrics,
+        turn_metrics=per_turn,
+        error=error,
+    )
+
+
+def _not_found(conversation_id: str) -> HTTPException:
+    return HTTPException(404, detail=f"no conversation {conversation_id!r}")
+
+
+def rest_router(app: Parley) -> APIRouter:
+    router = APIRouter(tags=["conversations"])
+
+    @router.post("/conversations", status_code=201, response_model=ConversationCreated)
+    async def create_conversation(
+        body: ConversationCreate, request: Request, response: Response
+    ) -> ConversationCreated:
+        refusal = app.refusal()
+        if refusal is not None:
+            raise HTTPException(503, detail=refusal, headers={"Retry-After": "5"})
+        try:
+            record = app.new_record(
+                user_id=body.user_id,
+                system_prompt=body.system_prompt,
+                voice=body.voice,
+                engine=body.engine,
+                brain=body.brain,
+                metadata=body.metadata,
+            )
+        except ConfigError as exc:
+            raise HTTPException(
+                422, detail=[{"loc": ["body", exc.field], "msg": str(exc), "type": "value_error"}]
+            ) from None
+        path = f"/ws/audio/{record.id}"
+        response.headers["Location"] = f"/conversations/{record.id}"
+        return ConversationCreated(
+            id=record.id,
+            status=record.status,
+            websocket_url=ws_base(request, app.settings) + path,
+            websocket_path=path,
+            engine=record.engine,
+            brain=record.brain,
+            voice=record.voice,
+            url=f"{http_base(request, app.settings)}/conversations/{record.id}",
+        )
+
+    @router.get("/conversations/{conversation_id}", response_model=ConversationInfo)
+    async def get_conversation(conversation_id: str) -> ConversationInfo:
+        record = app.calls.get(conversation_id)
+        if record is None:
+            raise _not_found(conversation_id)
+        return _info(record)
+
+    @router.get("/conversations/{conversation_id}/transcript", response_model=TranscriptInfo)
+    async def get_transcript(conversation_id: str) -> TranscriptInfo:
+        record = app.calls.get(conversation_id)
+        if record is None:
+            raise _not_found(conversation_id)
+        conv = record.conversation
+        turns = [_turn(t) for t in conv.transcript] if conv is not None else []
+        text = conv.transcript.as_text() if conv is not None else ""
+        return TranscriptInfo(id=record.id, turns=turns, text=text)
+
+    @router.delete("/conversations/{conversation_id}", response_model=Ended)
+    async def end_conversation(conversation_id: str) -> Ended:
+        if not await app.end_call(conversation_id):
+            raise _not_found(conversation_id)
+        record = app.calls.get(conversation_id)
+        return Ended(id=conversation_id, status=record.status if record else "ended")
+
+    return router

@@ -1,0 +1,166 @@
+"""A Twilio Media Streams call as a :class:`~parley.conversation.CallStream`.
+
+The wire work is :class:`parley.protocols.twilio.TwilioStream` (sans-I/O); this shell
+moves its frames over a :class:`~parley.transports.socket.WireSocket`. Outbound
+audio goes out as ``media`` messages of at most ``chunk_ms`` each, every one
+followed by a ``mark``; Twilio echoes a mark when the audio before it has been
+played, and :class:`~parley.protocols.twilio.MarkTracker` turns the echoes into
+``PlaybackReport``s — what the engine truncates a reply at on barge-in. A barge-in
+sends ``clear``, after which Twilio echoes the pending marks at once; the tracker
+counts those as flushed, not played.
+
+Per inbound frame: one ``receive()``, one msgspec decode (base64 included), one
+yield. No logging, no task, no pydantic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Final
+
+from parley.audio.format import TWILIO_FORMAT, AudioFormat
+from parley.conversation.stream import Inbound, PlaybackReport
+from parley.errors import AuthError, RemoteProtocolError
+from parley.events import DTMFReceived
+from parley.protocols.twilio import (
+    DTMF,
+    ULAW_BYTES_PER_MS,
+    Mark,
+    MarkTracker,
+    Media,
+    Start,
+    Stop,
+    StreamState,
+    TwilioStream,
+)
+from parley.transports.socket import (
+    CLOSE_NORMAL,
+    CLOSE_POLICY,
+    WireSocket,
+    close_code_for,
+)
+
+__all__ = ["TwilioCallStream"]
+
+_DEFAULT_CHUNK_MS: Final = 100
+
+
+class TwilioCallStream:
+    """One ``/twilio/stream`` WebSocket. ``await handshake()`` first, then hand it to a
+    :class:`~parley.conversation.Conversation`."""
+
+    def __init__(self, socket: WireSocket, *, chunk_ms: int = _DEFAULT_CHUNK_MS) -> None:
+        if chunk_ms <= 0:
+            raise ValueError("chunk_ms must be positive")
+        self.socket = socket
+        self.protocol = TwilioStream()
+        self.marks = MarkTracker()
+        self._chunk_bytes = chunk_ms * ULAW_BYTES_PER_MS
+        self.closed = False
+        #: The peer's protocol error that ended the call, if any.
+        self.error: RemoteProtocolError | None = None
+        self.frames_in = 0
+        self.frames_out = 0
+
+    @property
+    def input_format(self) -> AudioFormat:
+        return TWILIO_FORMAT
+
+    @property
+    def output_format(self) -> AudioFormat:
+        return TWILIO_FORMAT
+
+    @property
+    def start(self) -> Start | None:
+        return self.protocol.start
+
+    async def handshake(self, check: Callable[[Start], None] | None = None) -> Start | None:
+        """Read frames up to ``start`` and return it; None if the peer left before.
+
+        ``check(start)`` may raise :class:`~parley.errors.AuthError` (a bad token): the
+        socket is then closed with 1008 and the reason, and the error re-raised. A
+        malformed frame closes it with 1007/1008 and re-raises the ``RemoteProtocolError``.
+        """
+        while True:
+            frame = await self.socket.receive()
+            if frame is None:
+                self.closed = True
+                return None
+            event = await self._decode(frame)
+            if isinstance(event, Start):
+                if check is not None:
+                    try:
+                        check(event)
+                    except AuthError as exc:
+                        await self._close(CLOSE_POLICY, f"unauthorized: {exc}")
+                        raise
+                return event
+            if isinstance(event, Stop):
+                await self._close(CLOSE_NORMAL, "")
+                return None
+            # connected, unknown events: keep waiting for start
+
+    async def _decode(self, frame: str | bytes) -> object:
+        try:
+            return self.protocol.receive(frame)
+        except RemoteProtocolError as exc:
+            self.error = exc
+            await self._close(close_code_for(exc), f"{exc.code}: {exc.message}")
+            raise
+
+    async def inbound(self) -> AsyncIterator[Inbound]:
+        receive = self.socket.receive
+        protocol_receive = self.protocol.receive
+        while True:
+            frame = await receive()
+            if frame is None:
+                self.closed = True
+                return
+            try:
+                event = protocol_receive(frame)
+            except RemoteProtocolError as exc:
+                self.error = exc
+                await self._close(close_code_for(exc), f"{exc.code}: {exc.message}")
+                raise
+            self.frames_in += 1
+            if type(event) is Media:  # the hot path: 50 a second
+                yield event.payload
+            elif isinstance(event, Mark):
+                echo = self.marks.echo(event.name)
+                if echo is not None and echo.played:
+                    yield PlaybackReport(echo.response_id, echo.played_ms)
+            elif isinstance(event, DTMF):
+                yield DTMFReceived(event.digit)
+            elif isinstance(event, Stop):
+                return  # the caller hung up
+            # connected, unknown: nothing to do
+
+    async def send_audio(self, audio: bytes, *, response_id: str, text: str = "") -> None:
+        if self.closed or not audio or self.protocol.state is not StreamState.STARTED:
+            return  # hung up: the rest of the reply has nobody to hear it
+        send = self.socket.send_text
+        media, mark, add = self.protocol.media, self.protocol.mark, self.marks.add
+        step = self._chunk_bytes
+        for i in range(0, len(audio), step):
+            piece = audio[i : i + step]
+            await send(media(piece).decode())
+            await send(mark(add(len(piece), response_id)).decode())
+            self.frames_out += 2
+
+    async def clear(self, response_id: str) -> None:
+        if self.closed or self.protocol.state is not StreamState.STARTED:
+            return
+        self.marks.clear()
+        await self.socket.send_text(self.protocol.clear().decode())
+
+    async def close(self) -> None:
+        await self._close(CLOSE_NORMAL, "")
+
+    async def end(self, code: int, reason: str) -> None:
+        """Close with a specific code (server shutdown, capacity)."""
+        await self._close(code, reason)
+
+    async def _close(self, code: int, reason: str) -> None:
+        if not self.closed:
+            self.closed = True
+            await self.socket.close(code, reason)

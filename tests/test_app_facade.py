@@ -1,0 +1,145 @@
+"""The Parley facade: decorators, typed events, tools, engine choice, run() checks."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import websockets
+
+from parley.app import Parley, ParleyBackend
+from parley.config import ConversationConfig, EngineKind, ParleySettings
+from parley.engines.factory import EngineFactory, describe_engine
+from parley.engines.loopback import LoopbackEngine
+from parley.errors import ConfigError
+from parley.events import AudioDelta, TranscriptFinal
+from parley.protocols.browser import StartMessage, encode_client_message
+from servers import serve_app
+
+
+def loopback_app(config: ConversationConfig | None = None) -> Parley:
+    return Parley(config, settings=ParleySettings(engine=EngineKind.LOOPBACK))
+
+
+def test_backend_alias_and_asgi_built_once() -> None:
+    assert ParleyBackend is Parley
+    app = loopback_app(ConversationConfig(system_prompt="You are a helpful support agent"))
+    assert app.asgi is app.asgi
+    assert app.config.system_prompt == "You are a helpful support agent"
+
+
+def test_tool_gets_a_json_schema_from_hints_and_docstring() -> None:
+    app = loopback_app()
+
+    @app.tool
+    async def order_status(order_id: str, verbose: bool = False) -> str:
+        """Look up an order.
+
+        Args:
+            order_id: The order number the caller read out.
+        """
+        return "shipped"
+
+    @app.tool(name="refund")
+    def make_refund(amount: float) -> str:
+        """Refund money."""
+        return "ok"
+
+    specs = {s.name: s for s in app.tools.specs}
+    assert set(specs) == {"order_status", "refund"}
+    params = specs["order_status"].parameters
+    assert params["required"] == ["order_id"]
+    assert params["properties"]["order_id"] == {
+        "type": "string",
+        "description": "The order number the caller read out.",
+    }
+    assert specs["order_status"].description == "Look up an order."
+    assert order_status.__name__ == "order_status"  # the decorator returns the function
+
+
+def test_on_event_takes_event_classes_only() -> None:
+    app = loopback_app()
+    with pytest.raises(ConfigError, match="not a Parley event"):
+        app.on_event(str)
+
+
+def test_unbuilt_features_and_unknown_voices_are_rejected() -> None:
+    with pytest.raises(ValueError, match="enable_caching"):
+        ConversationConfig(enable_caching=True)
+    # The realtime engine fails over to the local cascade, so its voice must exist too.
+    with pytest.raises(ConfigError, match="voice"):
+        Parley(
+            ConversationConfig(voice="nobody"), settings=ParleySettings(engine=EngineKind.REALTIME)
+        )
+    Parley(settings=ParleySettings(engine=EngineKind.REALTIME))
+    with pytest.raises(ConfigError, match="voice"):
+        Parley(ConversationConfig(voice="nobody"), settings=ParleySettings(engine=EngineKind.LOCAL))
+
+
+def test_run_with_workers_needs_an_import_string() -> None:
+    with pytest.raises(ConfigError, match="import string"):
+        loopback_app().run(workers=2)
+
+
+def test_start_banner_says_which_engine_and_brain_and_why() -> None:
+    local = describe_engine(ParleySettings())
+    assert local.engine is EngineKind.LOCAL
+    assert "no LLM configured: echo brain" in local.banner()
+    hosted = describe_engine(
+        ParleySettings(brain="openai:llama3", llm_base_url="http://localhost:11434/v1")
+    )
+    assert "llama3" in hosted.banner() and "localhost:11434" in hosted.banner()
+    assert "loopback" in describe_engine(ParleySettings(engine=EngineKind.LOOPBACK)).banner()
+
+
+def test_factory_builds_loopback_at_the_transport_rate() -> None:
+    factory = EngineFactory(ParleySettings(engine=EngineKind.LOOPBACK))
+    engine = factory.build(
+        engine=EngineKind.LOOPBACK,
+        brain="echo",
+        voice="joe",
+        instructions="",
+        tools=None,
+        sample_rate=8000,
+    )
+    assert isinstance(engine, LoopbackEngine) and engine.input_sample_rate == 8000
+
+
+async def test_hooks_run_with_session_and_user_and_a_failing_hook_is_contained() -> None:
+    app = loopback_app()
+    log: list[tuple[str, str, str | None]] = []
+    audio: list[int] = []
+
+    @app.on_conversation_start
+    async def started(session_id: str, user_id: str | None) -> None:
+        log.append(("start", session_id, user_id))
+
+    @app.on_conversation_start
+    async def broken(session_id: str, user_id: str | None) -> None:
+        raise RuntimeError("a bug in user code")
+
+    @app.on_conversation_end
+    async def ended(session_id: str, user_id: str | None) -> None:
+        log.append(("end", session_id, user_id))
+
+    @app.on_event(AudioDelta)
+    async def on_audio(session_id: str, event: AudioDelta) -> None:
+        audio.append(len(event.audio))
+
+    @app.on_event(TranscriptFinal)
+    async def never(session_id: str, event: TranscriptFinal) -> None:
+        raise AssertionError("loopback has no transcripts")
+
+    async with serve_app(app) as server, websockets.connect(server.ws_url("/ws/audio")) as ws:
+        await ws.send(encode_client_message(StartMessage(user_id="u-9")))
+        await ws.recv()
+        await ws.send(b"\x00\x01" * 480)
+        assert isinstance(await asyncio.wait_for(ws.recv(), 5), bytes)
+        await ws.close()
+        for _ in range(100):
+            if len(log) == 2:
+                break
+            await asyncio.sleep(0.02)
+    (record,) = app.calls.records()
+    assert log == [("start", record.id, "u-9"), ("end", record.id, "u-9")]
+    assert audio == [960]

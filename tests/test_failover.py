@@ -1,0 +1,173 @@
+"""FailoverEngine: a RealtimeEngine against the fake upstream as primary, a real
+CascadeEngine (with the deterministic provider fakes) as fallback, inside a real
+Conversation on the in-memory transport."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+
+from parley.audio.format import OPENAI_PCM_FORMAT
+from parley.conversation import Conversation
+from parley.engines.cascade import CascadeEngine
+from parley.engines.failover import FailoverEngine, FailoverPolicy, HistorySeedable, switch_count
+from parley.engines.realtime import RealtimeConfig, RealtimeEngine
+from parley.events import EngineSwitched, Event, ResponseDone, Role
+from parley.providers.seams import Message
+from parley.testing.fakes import FakeLLM, FakeSTT, FakeTTS, FakeVAD, silence, tone
+from parley.testing.realtime_upstream import RealtimeUpstream, ScriptedResponse
+from parley.testing.transport import MemoryPeer, ReplyAudio, memory_transport_pair
+
+PCM_MS = 48  # PCM16 24 kHz
+
+
+async def wait_for(pred: Callable[[], bool], limit_s: float = 5.0) -> None:
+    # Polls state another task changes over a real socket (no event to wait on).
+    async with asyncio.timeout(limit_s):
+        while not pred():  # noqa: ASYNC110
+            await asyncio.sleep(0.005)
+
+
+def realtime(up: RealtimeUpstream, attempts: int = 3) -> RealtimeEngine:
+    return RealtimeEngine(
+        RealtimeConfig(
+            url=up.url,
+            api_key="sk-test",
+            connect_attempts=attempts,
+            backoff_initial_s=0.01,
+            backoff_max_s=0.02,
+        )
+    )
+
+
+class SeedableCascade(CascadeEngine):
+    """The cascade plus the history seeding FailoverEngine asks for (HistorySeedable)."""
+
+    def seed_history(self, messages: Sequence[Message]) -> None:
+        self._history.extend(messages)
+
+
+def cascade(llm: FakeLLM, cls: type[CascadeEngine] = CascadeEngine) -> CascadeEngine:
+    return cls(FakeVAD(16000), FakeSTT(["what about my order"]), llm, FakeTTS(16000))
+
+
+async def speak(peer: MemoryPeer) -> None:
+    """One spoken turn as 24 kHz PCM16: 480 ms of tone, then a second of silence."""
+    audio = tone(480, 24000) + silence(1000, 24000)
+    for k in range(0, len(audio), 20 * PCM_MS):
+        await peer.send_audio(audio[k : k + 20 * PCM_MS])
+
+
+class Call:
+    def __init__(self, engine: FailoverEngine) -> None:
+        self.stream, self.peer = memory_transport_pair(OPENAI_PCM_FORMAT, maxsize=10_000)
+        self.events: list[Event] = []
+        self.changed = asyncio.Event()
+        self.conv = Conversation(self.stream, engine, on_event=self.on_event)
+        self.heard: dict[str, int] = {}
+
+    async def on_event(self, _c: Conversation, ev: Event) -> None:
+        self.events.append(ev)
+        self.changed.set()
+
+    async def listen(self) -> None:
+        async for out in self.peer:
+            if isinstance(out, ReplyAudio):
+                self.heard[out.response_id] = self.heard.get(out.response_id, 0) + len(out.audio)
+
+    def done(self) -> list[ResponseDone]:
+        return [e for e in self.events if isinstance(e, ResponseDone) and e.status == "completed"]
+
+    async def until_done(self, n: int) -> None:
+        async with asyncio.timeout(10):
+            while len(self.done()) < n:
+                self.changed.clear()
+                await self.changed.wait()
+
+
+async def test_refused_upstream_continues_on_the_cascade() -> None:
+    before = switch_count()
+    async with RealtimeUpstream() as up:
+        up.refuse_connections = True
+        llm = FakeLLM(["The cascade answers."])
+        engine = FailoverEngine(realtime(up), lambda: cascade(llm))
+        call = Call(engine)
+        task = asyncio.create_task(call.conv.run())
+        listener = asyncio.create_task(call.listen())
+        await speak(call.peer)
+        await call.until_done(1)
+        await call.peer.hangup()
+        await asyncio.wait_for(task, 5)
+        await asyncio.wait_for(listener, 5)
+    assert up.refused == 3 and not up.connections
+    switched = [e for e in call.events if isinstance(e, EngineSwitched)]
+    assert len(switched) == 1
+    assert (switched[0].previous, switched[0].current) == ("realtime", "cascade")
+    assert "ProviderError" in switched[0].reason
+    assert engine.switches == 1 and switch_count() == before + 1 and engine.active == "cascade"
+    reply = call.done()[0]
+    assert reply.text == "The cascade answers."
+    assert call.heard[reply.response_id] > 0  # the caller hears the fallback
+    users = [t.text for t in call.conv.transcript if t.role is Role.USER]
+    assert users == ["what about my order"]
+    assert call.conv.error is None
+
+
+async def test_mid_call_drop_with_no_way_back_carries_the_conversation() -> None:
+    async with RealtimeUpstream(turn_audio_ms=200) as up:
+        up.script(ScriptedResponse("Your order shipped.", user_transcript="where is my order"))
+        llm = FakeLLM(["It arrives tomorrow."])
+        fallback = cascade(llm, SeedableCascade)
+        assert isinstance(fallback, HistorySeedable)
+        engine = FailoverEngine(realtime(up), fallback)
+        await engine.update(instructions="Be kind.")
+        await engine.inject_context("account", {"tier": "gold"})
+        call = Call(engine)
+        task = asyncio.create_task(call.conv.run())
+        listener = asyncio.create_task(call.listen())
+        await wait_for(lambda: bool(up.connections))
+        await call.peer.send_audio(bytes(200 * PCM_MS))  # one turn on the realtime engine
+        await call.until_done(1)
+        await call.peer.report_playback(call.done()[0].response_id, 1e9)
+        up.refuse_connections = True
+        await up.drop()  # the upstream dies and does not come back
+        await wait_for(lambda: engine.active == "cascade")
+        await speak(call.peer)
+        await call.until_done(2)
+        await call.peer.hangup()
+        await asyncio.wait_for(task, 5)
+        await asyncio.wait_for(listener, 5)
+    assert [d.text for d in call.done()] == ["Your order shipped.", "It arrives tomorrow."]
+    messages, _tools = llm.requests[0]
+    said = [(m.role, m.content) for m in messages]
+    assert said[0][0] is Role.SYSTEM and "Be kind." in said[0][1] and "gold" in said[0][1]
+    assert said[1:] == [
+        (Role.USER, "where is my order"),
+        (Role.ASSISTANT, "Your order shipped."),
+        (Role.USER, "what about my order"),
+    ]
+    assert all(n > 0 for n in call.heard.values()) and len(call.heard) == 2
+
+
+async def test_repeated_errors_within_the_window_switch() -> None:
+    async with RealtimeUpstream() as up:
+        llm = FakeLLM(["Fallback here."])
+        engine = FailoverEngine(
+            realtime(up),
+            lambda: cascade(llm),
+            policy=FailoverPolicy(max_failures=3, window_s=10),
+        )
+        call = Call(engine)
+        task = asyncio.create_task(call.conv.run())
+        await wait_for(lambda: bool(up.connections) and bool(up.current.events))
+        for _ in range(2):
+            await up.send_error("server_error", "The server had an error")
+        await asyncio.sleep(0.1)
+        assert engine.active == "realtime"  # two failures: not yet
+        await up.send_error("server_error", "The server had an error")
+        await wait_for(lambda: engine.active == "cascade")
+        await call.peer.hangup()
+        await asyncio.wait_for(task, 5)
+    switched = [e for e in call.events if isinstance(e, EngineSwitched)]
+    assert len(switched) == 1 and "server_error" in switched[0].reason
+    assert up.connections[0].closed  # the primary was shut down
