@@ -31,8 +31,11 @@ sysdeps:
 	  else echo "missing system packages:$$missing (install them, or run as root)" >&2; fi; \
 	fi
 
+# The server, offline: talk page at http://127.0.0.1:8000/ (PARLEY_* env or
+# `$(VENV)/bin/parley serve --help` for more). `$(PY) -m parley.demo` is the
+# two-model smoke demo (Piper speaks, Whisper transcribes).
 run: $(VENV)/.run-deps
-	$(PY) -m parley.demo
+	$(VENV)/bin/parley serve
 
 lint: $(VENV)/.test-deps
 	$(VENV)/bin/ruff check src tests bench
