@@ -223,6 +223,11 @@ def run(config: TurnConfig, utt: Utterance, probs: list[float]) -> dict[str, Any
         s = det.push(utt.pcm[i * FRAME * 2 : (i + 1) * FRAME * 2], p)
         if s is not None:
             signals.append(s)
+    return score(utt, signals)
+
+
+def score(utt: Utterance, signals: list[Any]) -> dict[str, Any]:
+    """The signals one utterance produced, judged against its truth."""
     first_start = next((s for s in signals if isinstance(s, SpeechStarted)), None)
     spurious = any(
         isinstance(s, SpeechStarted) and s.audio_ms < utt.speech_start_ms - 100 for s in signals

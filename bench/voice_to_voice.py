@@ -9,10 +9,15 @@ audible frame of the caller's speech was sent. The split comes from the engine's
 TurnMetrics: end-of-turn wait, STT, time from the confirmed turn to the
 transcript, brain first token, TTS first byte.
 
-Prints one JSON line. Reference: Pipecat 1.14 with the same models measured
-p50 1.51 s on this machine (issue 3); the goal is p50 ≤ 600 ms on 2 cores.
+Prints one JSON line per endpointing mode (``--endpointing``, default both, in
+the order given, same process and warm models): ``acoustic`` ends the turn after
+``end_of_turn_silence_ms`` of silence; ``transcript`` lets the speculative
+transcript shorten or lengthen that wait (parley.endpointing). Reference:
+Pipecat 1.14 with the same models measured p50 1.51 s on this machine (issue 3);
+the goal is p50 ≤ 600 ms on 2 cores.
 
     .venv/bin/python bench/voice_to_voice.py [--turns 20] [--eot-ms 640]
+        [--endpointing acoustic,transcript] [--spec-ms MS]
 """
 
 from __future__ import annotations
@@ -21,10 +26,12 @@ import argparse
 import asyncio
 import json
 import os
+from dataclasses import replace
 
 import numpy as np
 
 from parley.conversation import Conversation
+from parley.endpointing import EndpointConfig
 from parley.engines import CascadeConfig, CascadeEngine
 from parley.providers.piper import PiperTTS
 from parley.providers.responders import EchoResponder
@@ -62,12 +69,20 @@ def pct(xs: list[float], q: float) -> float | None:
     return round(float(np.percentile(xs, q)), 1) if xs else None
 
 
-async def main(turns: int, eot_ms: float | None) -> dict[str, object]:
+async def main(
+    turns: int, eot_ms: float | None, mode: str, spec_ms: float | None
+) -> dict[str, object]:
     vad, stt, tts = SileroVAD(), WhisperSTT(), PiperTTS()
     await asyncio.gather(vad.warmup(), stt.warmup(), tts.warmup())
     stream, peer = memory_transport_pair()
-    turn = TurnConfig() if eot_ms is None else TurnConfig(end_of_turn_silence_ms=eot_ms)
-    engine = CascadeEngine(vad, stt, EchoResponder(), tts, CascadeConfig(turn=turn))
+    turn = TurnConfig()
+    if eot_ms is not None:
+        turn = replace(turn, end_of_turn_silence_ms=eot_ms)
+    if spec_ms is not None:
+        turn = replace(turn, speculative_silence_ms=spec_ms)
+    endpoint = EndpointConfig(mode=mode)  # type: ignore[arg-type]
+    config = CascadeConfig(turn=turn, endpointing=endpoint)
+    engine = CascadeEngine(vad, stt, EchoResponder(), tts, config)
     conv = Conversation(stream, engine)
     sentences = (SENTENCES * (turns // len(SENTENCES) + 1))[:turns]
     v2v: list[float] = []
@@ -90,15 +105,27 @@ async def main(turns: int, eot_ms: float | None) -> dict[str, object]:
 
     wait = [t.extra["stt_wait_ms"] for t in m if "stt_wait_ms" in t.extra]
     hits = [t.extra.get("speculative_stt_hit", 0.0) for t in m]
+    waits = [t.extra["end_of_turn_wait_ms"] for t in m if "end_of_turn_wait_ms" in t.extra]
+    runs = [t.extra.get("speculative_stt_runs", 0.0) for t in m]
+    verdicts = [t.extra["endpoint_verdict"] for t in m if "endpoint_verdict" in t.extra]
     user = [t.text for t in conv.transcript if t.role.value == "user"]
     return {
         "bench": "voice_to_voice",
         "turns": len(v2v),
         "cpus": os.cpu_count(),
+        "endpointing": mode,
         "end_of_turn_silence_ms": turn.end_of_turn_silence_ms,
+        "speculative_silence_ms": turn.speculative_silence_ms,
+        "complete_wait_ms": endpoint.complete_wait_ms if mode == "transcript" else None,
+        "incomplete_wait_ms": endpoint.incomplete_wait_ms if mode == "transcript" else None,
+        "eot_wait_in_force_p50_ms": pct(waits, 50),
+        "judged_complete": sum(v == 1.0 for v in verdicts),
+        "judged_incomplete": sum(v == -1.0 for v in verdicts),
+        "speculative_stt_runs_per_turn": round(float(np.mean(runs)), 2) if runs else None,
         "v2v_p50_ms": pct(v2v, 50),
         "v2v_p90_ms": pct(v2v, 90),
         "engine_v2v_p50_ms": pct(field("voice_to_voice_ms"), 50),
+        "engine_v2v_p90_ms": pct(field("voice_to_voice_ms"), 90),
         "end_of_turn_p50_ms": pct(field("end_of_turn_ms"), 50),
         "stt_p50_ms": pct(field("stt_ms"), 50),
         "stt_wait_after_turn_end_p50_ms": pct(wait, 50),
@@ -108,6 +135,11 @@ async def main(turns: int, eot_ms: float | None) -> dict[str, object]:
         "transcripts_exact": sum(
             _norm(a) == _norm(b) for a, b in zip(user, sentences, strict=False)
         ),
+        # Per turn, to see where a p90 comes from (wait in force, verdict 1/0/-1).
+        "v2v_ms_per_turn": [round(x) for x in v2v],
+        "eot_wait_per_turn": [round(x) for x in waits],
+        "verdict_per_turn": [t.extra.get("endpoint_verdict") for t in m],
+        "stt_ms_per_turn": [round(t.stt_ms) if t.stt_ms is not None else None for t in m],
         "reference": {"name": "pipecat-1.14 same models", "v2v_p50_ms": 1510},
         "ratio_vs_reference": round(pct(v2v, 50) / 1510, 3) if v2v else None,  # type: ignore[operator]
     }
@@ -121,5 +153,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--turns", type=int, default=20)
     parser.add_argument("--eot-ms", type=float, default=None, help="end-of-turn silence")
+    parser.add_argument("--spec-ms", type=float, default=None, help="speculative silence")
+    parser.add_argument("--endpointing", default="acoustic,transcript")
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(main(args.turns, args.eot_ms))))
+    for mode in args.endpointing.split(","):
+        result = asyncio.run(main(args.turns, args.eot_ms, mode, args.spec_ms))
+        print(json.dumps(result), flush=True)

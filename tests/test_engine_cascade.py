@@ -14,6 +14,7 @@ from typing import Any, Literal
 import pytest
 
 from parley.conversation.tools import ToolError, ToolRegistry, tool_spec
+from parley.endpointing import EndpointConfig
 from parley.engines import CascadeConfig, CascadeEngine, Engine
 from parley.errors import ConfigError, ProviderError
 from parley.events import (
@@ -32,6 +33,7 @@ from parley.events import (
     UserSpeechStopped,
 )
 from parley.testing.fakes import FakeLLM, FakeSTT, FakeTTS, FakeVAD, silence, tone, tool_call
+from parley.turns import TurnConfig
 
 RATE = 16000
 
@@ -134,12 +136,81 @@ async def test_speech_after_a_short_pause_discards_the_speculation() -> None:
         await run.feed(silence(100) + tone(500) + silence(300))
         await asyncio.sleep(0.05)  # the speculative STT starts on the pause
         assert len(stt.calls) == 1
-        await run.feed(tone(500) + silence(900))
+        # Ending on a number, the turn waits the longer "incomplete" silence.
+        await run.feed(tone(500) + silence(1200))
         await run.until(lambda: bool(run.of(ResponseDone)))
     assert len(run.of(UserSpeechStarted)) == 1
     assert len(stt.calls) >= 2 and len(stt.calls[-1]) > len(stt.calls[0])
     assert run.of(TranscriptFinal)[0].text == "my number is five five five"
     assert run.of(TurnMetrics)[0].extra["speculative_stt_hit"] == 1.0
+
+
+def endpointing(mode: str = "transcript") -> CascadeConfig:
+    turn = TurnConfig(end_of_turn_silence_ms=640, speculative_silence_ms=96)
+    return CascadeConfig(
+        turn=turn,
+        endpointing=EndpointConfig(mode=mode, complete_wait_ms=256, incomplete_wait_ms=960),  # type: ignore[arg-type]
+    )
+
+
+@pytest.mark.parametrize("mode", ["transcript", "acoustic"])
+async def test_finished_sentence_ends_the_turn_before_the_acoustic_wait(mode: str) -> None:
+    stt = FakeSTT("What time is it?")
+    async with running(make(stt, config=endpointing(mode))) as run:
+        # 400 ms of silence, then the audio stops: short of the 640 ms acoustic wait.
+        await run.feed(silence(100) + tone(600) + silence(400))
+        if mode == "acoustic":
+            await asyncio.sleep(0.3)
+            assert not run.of(UserSpeechStopped)  # the acoustic wait is not over
+            await run.feed(silence(400))
+        await run.until(lambda: bool(run.of(ResponseDone)))
+    (metrics,) = run.of(TurnMetrics)
+    assert len(stt.calls) == 1 and metrics.extra["speculative_stt_hit"] == 1.0
+    assert metrics.extra["speculative_stt_runs"] == 1.0
+    if mode == "transcript":
+        assert metrics.extra["endpoint_verdict"] == 1.0
+        assert metrics.extra["end_of_turn_wait_ms"] == 256.0
+    else:
+        assert "endpoint_verdict" not in metrics.extra
+        assert metrics.extra["end_of_turn_wait_ms"] == 640.0
+
+
+@pytest.mark.parametrize("mode", ["transcript", "acoustic"])
+async def test_trailing_number_waits_longer_than_the_acoustic_wait(mode: str) -> None:
+    stt = FakeSTT(["My number is", "My number is 555-1234."])
+    async with running(make(stt, config=endpointing(mode))) as run:
+        await run.feed(silence(100) + tone(600) + silence(200))
+        await asyncio.sleep(0.1)  # the speculative transcript is in and judged
+        await run.feed(silence(600) + tone(500) + silence(200))  # an 800 ms pause
+        await asyncio.sleep(0.1)
+        await run.feed(silence(1000))
+        await run.until(lambda: len(run.of(TranscriptFinal)) == (1 if mode == "transcript" else 2))
+        await asyncio.sleep(0.1)
+    finals = [t.text for t in run.of(TranscriptFinal)]
+    if mode == "transcript":
+        assert finals == ["My number is 555-1234."]  # one turn: the pause was not its end
+        metrics = run.of(TurnMetrics)[0]
+        # The number is judged incomplete too: its end waits the long wait.
+        assert metrics.extra["end_of_turn_wait_ms"] == 960.0
+        assert metrics.extra["endpoint_verdict"] == -1.0
+        assert metrics.extra["speculative_stt_runs"] == 2.0
+    else:
+        assert finals == ["My number is", "My number is 555-1234."]  # cut at the pause
+
+
+async def test_transcript_after_speech_resumed_changes_nothing() -> None:
+    stt = FakeSTT(["What time is it?", "What time is it at the"], delay_s=0.15)
+    async with running(make(stt, config=endpointing())) as run:
+        await run.feed(silence(100) + tone(600) + silence(160))
+        await asyncio.sleep(0.02)  # the first run is under way
+        await run.feed(tone(400) + silence(400))  # speech resumed: that run is stale
+        # Had the stale "complete" transcript counted, 400 ms > 256 ms would end the turn.
+        await asyncio.sleep(0.3)
+        assert not run.of(UserSpeechStopped)
+        await run.feed(silence(700))
+        await run.until(lambda: bool(run.of(ResponseDone)))
+    assert [t.text for t in run.of(TranscriptFinal)] == ["What time is it at the"]
+    assert run.of(TurnMetrics)[0].extra["end_of_turn_wait_ms"] == 960.0
 
 
 async def test_barge_in_keeps_only_the_heard_text() -> None:

@@ -116,6 +116,47 @@ def test_pause_then_resume_then_end() -> None:
     assert ended.audio == signals[3][1].audio  # type: ignore[union-attr]
 
 
+def test_shorter_wait_set_in_a_pause_ends_the_turn_at_once() -> None:
+    det = detector()
+    signals = feed(det, [0.9] * 5 + [0.0] * 5)  # SpeechPaused after 3 silent frames
+    paused = signals[-1][1]
+    assert isinstance(paused, SpeechPaused) and det.end_of_turn_silence_ms == 10 * MS
+    ended = det.set_end_of_turn_silence(4 * MS)  # 5 silent frames already: end now
+    assert isinstance(ended, TurnEnded) and ended.reason == "silence"
+    assert ended.audio == paused.audio and ended.at_ms == 10 * MS
+    assert not det.in_turn and det.end_of_turn_silence_ms == 10 * MS
+
+
+def test_shorter_wait_not_yet_reached_ends_the_turn_when_it_is() -> None:
+    det = detector()
+    feed(det, [0.9] * 5 + [0.0] * 3)
+    assert det.set_end_of_turn_silence(6 * MS) is None
+    signals = feed(det, [0.0] * 3, start=8)
+    assert [(i, type(s)) for i, s in signals] == [(10, TurnEnded)]  # 6 silent frames, not 10
+
+
+def test_longer_wait_holds_the_turn_and_lapses_when_speech_resumes() -> None:
+    det = detector()
+    feed(det, [0.9] * 5 + [0.0] * 3)
+    assert det.set_end_of_turn_silence(16 * MS) is None
+    assert feed(det, [0.0] * 10, start=8) == []  # 13 silent frames: still in the turn
+    resumed = feed(det, [0.9] * 3, start=18)
+    assert [type(s) for _, s in resumed] == [SpeechResumed]
+    assert det.end_of_turn_silence_ms == 10 * MS  # the config's wait is back
+    signals = feed(det, [0.0] * 10, start=21)
+    assert [type(s) for _, s in signals] == [SpeechPaused, TurnEnded]
+
+
+def test_wait_outside_a_turn_or_bad_values() -> None:
+    det = detector()
+    assert det.set_end_of_turn_silence(32.0) is None  # idle: nothing to end
+    feed(det, [0.9] * 5 + [0.0] * 3)
+    assert det.set_end_of_turn_silence(None) is None
+    for bad in (0.0, -5.0, math.nan):
+        with pytest.raises(ValueError):
+            det.set_end_of_turn_silence(bad)
+
+
 def test_short_pause_below_speculative_emits_nothing() -> None:
     det = detector()
     signals = feed(det, [0.9] * 5 + [0.0] * 2 + [0.9] * 5)

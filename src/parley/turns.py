@@ -27,6 +27,11 @@ If the turn then ends with no :class:`SpeechResumed` in between,
 ``TurnEnded.audio`` is byte-identical to it (the trailing silence kept in both is
 the speculative silence), so the speculative transcript can be used as is.
 
+The wait can change per utterance: :meth:`TurnDetector.set_end_of_turn_silence`
+(used by the engine's transcript-aware endpointing, :mod:`parley.endpointing`)
+shortens or lengthens it until speech starts or resumes, and ends the turn at
+once if the silence so far already reaches the new wait.
+
 Memory is bounded: the utterance buffer never exceeds prefix padding +
 ``max_utterance_ms`` + ``end_of_turn_silence_ms`` of audio.
 
@@ -157,7 +162,8 @@ class TurnEnded:
     ``audio`` is the whole utterance: prefix padding, speech and at most
     ``speculative_silence_ms`` of trailing silence. ``audio_ms`` is where speech
     ended, ``speech_ms`` the span from onset to that end, ``at_ms`` where the
-    detector decided.
+    detector decided. ``wait_ms`` is the end-of-turn silence that was in force
+    (the config's, or what :meth:`TurnDetector.set_end_of_turn_silence` set).
     """
 
     audio_ms: float
@@ -165,6 +171,7 @@ class TurnEnded:
     speech_ms: float
     at_ms: float = 0.0
     reason: Literal["silence", "max_utterance", "flush"] = "silence"
+    wait_ms: float = 0.0
 
 
 TurnSignal: TypeAlias = SpeechStarted | SpeechPaused | SpeechResumed | TurnEnded
@@ -193,6 +200,7 @@ class TurnDetector:
         self._min_speech = self._frames(config.min_speech_ms)
         self._speculative = max(1, self._frames(config.speculative_silence_ms))
         self._end_of_turn = max(self._speculative + 1, self._frames(config.end_of_turn_silence_ms))
+        self._wait = self._end_of_turn  # this utterance's wait (see set_end_of_turn_silence)
         self._max_utterance = self._frames(config.max_utterance_ms)
 
         self._ring: deque[bytes] = deque(maxlen=self._frames(config.prefix_padding_ms))
@@ -223,6 +231,33 @@ class TurnDetector:
         """Milliseconds of input audio pushed so far."""
         return self._ms(self._pos)
 
+    @property
+    def end_of_turn_silence_ms(self) -> float:
+        """The silence that ends the current utterance (the config's unless changed)."""
+        return self._ms(self._wait)
+
+    def set_end_of_turn_silence(self, ms: float | None) -> TurnEnded | None:
+        """Change the silence that ends the current utterance; ``None`` restores the
+        config's. Meant for a transcript-aware policy (:mod:`parley.endpointing`): it
+        applies until speech starts or resumes, then the config's wait is back.
+
+        If the utterance is in a silence already at least that long, the turn ends
+        now and the :class:`TurnEnded` is returned (as ``push`` would have).
+        """
+        if ms is None:
+            self._wait = self._end_of_turn
+        else:
+            if not ms > 0.0:  # also rejects NaN
+                raise ValueError(f"end-of-turn silence must be > 0 ms, not {ms!r}")
+            self._wait = max(1, self._frames(ms))
+        if (
+            self._state is _State.SPEAKING
+            and self._silent
+            and self._pos - self._speech_end >= self._wait
+        ):
+            return self._end("silence")
+        return None
+
     def reset(self) -> None:
         """Drop any utterance in progress and the prefix padding.
 
@@ -234,6 +269,7 @@ class TurnDetector:
         self._state = _State.IDLE
         self._silent = False
         self._paused = False
+        self._wait = self._end_of_turn
 
     def push(self, frame: bytes, probability: float) -> TurnSignal | None:
         """Consume one VAD frame and its speech probability."""
@@ -276,6 +312,7 @@ class TurnDetector:
         elif probability >= cfg.threshold:
             self._silent = False
             self._speech_end = self._pos
+            self._wait = self._end_of_turn
             if self._paused:
                 self._paused = False
                 signal = SpeechResumed(self._ms(index), self._ms(self._pos))
@@ -284,7 +321,7 @@ class TurnDetector:
             return self._end("max_utterance")
         if self._silent:
             silence = self._pos - self._speech_end
-            if silence >= self._end_of_turn:
+            if silence >= self._wait:
                 return self._end("silence")
             if silence >= self._speculative and not self._paused:
                 self._paused = True
@@ -311,6 +348,7 @@ class TurnDetector:
         self._speech_end = self._pos
         self._silent = False
         self._paused = False
+        self._wait = self._end_of_turn
         gap = math.inf if self._last_end is None else self._ms(self._onset - self._last_end)
         return SpeechStarted(self._ms(self._onset), self._ms(self._pos), gap)
 
@@ -324,6 +362,7 @@ class TurnDetector:
             speech_ms=self._ms(self._speech_end - self._onset),
             at_ms=self._ms(self._pos),
             reason=reason,
+            wait_ms=self._ms(self._wait),
         )
         self._last_end = self._speech_end
         self._utterance = []
@@ -333,4 +372,5 @@ class TurnDetector:
         self._state = _State.IDLE
         self._silent = False
         self._paused = False
+        self._wait = self._end_of_turn
         return ended

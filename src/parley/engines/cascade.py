@@ -5,7 +5,12 @@ executor call (never one task per frame), then pushed through the
 :class:`~parley.turns.TurnDetector`. At the first short silence
 (:class:`~parley.turns.SpeechPaused`) the utterance so far is transcribed
 speculatively; if the turn then ends with no new speech, that transcript is used
-as is, so most of Whisper's time hides inside the end-of-turn wait. The LLM is
+as is, so most of Whisper's time hides inside the end-of-turn wait. With
+transcript-aware endpointing (:mod:`parley.endpointing`, on by default) that
+transcript also sets how long the silence must last: a finished-sounding
+sentence ends the turn as soon as the transcript is in (after at least
+``complete_wait_ms`` of silence), a trailing "my number is five five…" waits
+``incomplete_wait_ms``. The LLM is
 streamed, its text cut into clauses, and each clause synthesised the moment it
 exists, so the first audio leaves after the first clause, not the whole answer.
 
@@ -26,6 +31,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
+from parley.endpointing import EndpointConfig, EndpointPolicy
 from parley.engines.seams import ToolRunner
 from parley.errors import AuthError, ConfigError, ParleyError, ProviderError, RateLimited
 from parley.events import (
@@ -69,6 +75,8 @@ class CascadeConfig:
     instructions: str = ""
     turn: TurnConfig = field(default_factory=TurnConfig)
     speculative_stt: bool = True  # transcribe at the first short silence
+    # What the speculative transcript does to the end-of-turn wait (needs speculative_stt).
+    endpointing: EndpointConfig = field(default_factory=EndpointConfig)
     # The first clause may be this short ("You said:"), so audio starts after a few
     # words; later clauses are whole sentences (see parley.providers.sentences).
     first_clause_chars: int = 8
@@ -88,7 +96,12 @@ class _Close:
     pass
 
 
+class _Wake:
+    """A speculative transcript is in: look at it even if no audio arrives."""
+
+
 _CLOSE = _Close()
+_WAKE = _Wake()
 _END = object()
 
 
@@ -124,6 +137,7 @@ class _Response:
     stt_ms: float | None = None
     stt_wait_ms: float | None = None
     speculative_hit: bool = False
+    extra: dict[str, float] = field(default_factory=dict)  # endpointing figures
     llm_first_token_ms: float | None = None
     tts_first_byte_ms: float | None = None
 
@@ -160,6 +174,10 @@ class _Response:
 class _Speculation:
     audio: bytes
     task: asyncio.Task[tuple[Transcript | ParleyError, float]]
+    judged: bool = False  # the endpointing policy has seen its transcript
+
+
+_VERDICT_CODE = {"complete": 1.0, "unsure": 0.0, "incomplete": -1.0}
 
 
 class CascadeEngine:
@@ -186,7 +204,7 @@ class CascadeEngine:
         self._instructions = self.config.instructions
         self._context: dict[str, tuple[object, float, bool]] = {}  # key → data, t, announced
         self._history: list[Message] = []
-        self._in_q: asyncio.Queue[tuple[bytes, float] | _Text | _Close] = asyncio.Queue(
+        self._in_q: asyncio.Queue[tuple[bytes, float] | _Text | _Close | _Wake] = asyncio.Queue(
             self.config.input_queue_chunks
         )
         self._out_q: asyncio.Queue[object] = asyncio.Queue(self.config.event_queue_size)
@@ -196,6 +214,9 @@ class CascadeEngine:
         # Recent frame end positions → arrival times, to date the end of speech.
         self._arrivals: deque[tuple[float, float]] = deque(maxlen=512)
         self._speculation: _Speculation | None = None
+        self._endpoint = EndpointPolicy(self.config.endpointing)
+        self._spec_runs = 0  # speculative STT runs started in the current utterance
+        self._verdict: float | None = None  # the current pause's judgement (code)
         self._response: _Response | None = None
         self._responses: dict[str, _Response] = {}
         self._turns = 0
@@ -288,6 +309,9 @@ class CascadeEngine:
             if isinstance(item, _Text):
                 await self._on_text(item.text)
                 continue
+            if isinstance(item, _Wake):
+                await self._judge_speculation()
+                continue
             # Take every chunk already waiting: one executor call scores them all.
             chunks = [item]
             follow: _Text | _Close | None = None
@@ -295,6 +319,8 @@ class CascadeEngine:
                 nxt = self._in_q.get_nowait()
                 if isinstance(nxt, tuple):
                     chunks.append(nxt)
+                elif isinstance(nxt, _Wake):
+                    continue  # _on_audio looks at the speculation before every frame
                 else:
                     follow = nxt
                     break
@@ -322,6 +348,9 @@ class CascadeEngine:
         probs = await run_blocking(_score, self._vad_stream, frames)
         det = self._detector
         for frame, prob, t in zip(frames, probs, times, strict=True):
+            spec = self._speculation
+            if spec is not None and not spec.judged and spec.task.done():
+                await self._judge_speculation()
             signal = det.push(frame, prob)
             self._arrivals.append((det.position_ms, t))
             if signal is not None:
@@ -339,16 +368,29 @@ class CascadeEngine:
             self._drop_speculation()
             await self._barge_in()
             await self._emit(UserSpeechStarted(signal.audio_ms))
+            self._spec_runs = 0
+            self._verdict = None
         elif isinstance(signal, SpeechPaused):
             if self.config.speculative_stt:
                 self._drop_speculation()
-                self._speculation = _Speculation(
-                    signal.audio, self._spawn(self._transcribe(signal.audio))
-                )
+                task = self._spawn(self._transcribe(signal.audio))
+                self._speculation = _Speculation(signal.audio, task)
+                self._spec_runs += 1
+                if self._endpoint.enabled:
+                    task.add_done_callback(self._wake)
         elif isinstance(signal, SpeechResumed):
             self._drop_speculation()
+            self._verdict = None
         elif isinstance(signal, TurnEnded):
             await self._emit(UserSpeechStopped(signal.audio_ms))
+            extra = {
+                "end_of_turn_wait_ms": signal.wait_ms,
+                "speculative_stt_runs": float(self._spec_runs),
+            }
+            if self._verdict is not None:
+                extra["endpoint_verdict"] = self._verdict
+            self._verdict = None
+            self._spec_runs = 0
             spec, self._speculation = self._speculation, None
             hit = spec is not None and spec.audio == signal.audio
             if spec is not None and not hit:
@@ -359,6 +401,32 @@ class CascadeEngine:
                 else self._spawn(self._transcribe(signal.audio))
             )
             self._start_response(self._arrival(signal.audio_ms), stt, speculative=hit)
+            assert self._response is not None
+            self._response.extra.update(extra)
+
+    def _wake(self, _task: object) -> None:
+        # A done callback: runs on the loop, may not await. If the queue is full,
+        # audio is waiting and _on_audio will look at the transcript anyway.
+        with contextlib.suppress(asyncio.QueueFull):
+            self._in_q.put_nowait(_WAKE)
+
+    async def _judge_speculation(self) -> None:
+        """Let the endpointing policy set this pause's wait from the speculative
+        transcript; the turn may end here and now."""
+        spec, det = self._speculation, self._detector
+        if spec is None or spec.judged or not spec.task.done() or det is None:
+            return
+        spec.judged = True
+        if spec.task.cancelled() or not self._endpoint.enabled:
+            return
+        result, _ms = spec.task.result()
+        if isinstance(result, ParleyError):
+            return  # keep the acoustic wait; the turn reports the error
+        verdict, wait = self._endpoint.wait_ms(result.text)
+        self._verdict = _VERDICT_CODE[verdict]
+        signal = det.set_end_of_turn_silence(wait)
+        if signal is not None:
+            await self._on_signal(signal)
 
     async def _on_text(self, text: str) -> None:
         await self._barge_in()
@@ -568,6 +636,7 @@ class CascadeEngine:
             if rec.first_audio_t is not None:
                 v2v = (rec.first_audio_t - rec.speech_end_t) * 1000
         extra: dict[str, float] = {"speculative_stt_hit": float(rec.speculative_hit)}
+        extra.update(rec.extra)
         if rec.stt_wait_ms is not None:
             extra["stt_wait_ms"] = rec.stt_wait_ms
         await self._emit(
