@@ -3,7 +3,6 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
-APT_PKGS := redis-server chromium
 
 .PHONY: run test lint typecheck pytest bench clean sysdeps
 
@@ -22,18 +21,25 @@ $(VENV)/.test-deps: pyproject.toml | $(PY)
 	$(PIP) install -q -e '.[test]'
 	@touch $@
 
-# System packages the tests need; installed with apt-get when we are root on Debian.
+# System packages the tests need, as command:debian-package pairs; a missing command is
+# installed with apt-get when we are root on Debian (otherwise we say what is missing).
+SYS_CMDS := redis-server:redis-server chromium:chromium node:nodejs npm:npm
+
 sysdeps:
-	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; for pair in $(SYS_CMDS); do \
+	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair##*:}"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing:$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
-	  else echo "missing system packages:$$missing (install them, or run as root)" >&2; fi; \
+	  else echo "missing system packages:$$missing (install them, or run as root)" >&2; exit 1; fi; \
 	fi
 
-# The server, offline: talk page at http://127.0.0.1:8000/ (PARLEY_* env or
-# `$(VENV)/bin/parley serve --help` for more). `$(PY) -m parley.demo` is the
-# two-model smoke demo (Piper speaks, Whisper transcribes).
+# The pinned `ws` load generator of bench/calls.py (from the npm registry).
+bench/loadgen/node_modules: bench/loadgen/package-lock.json | sysdeps
+	cd bench/loadgen && npm ci --silent --no-audit --no-fund
+
+# The server, offline, with the talk page at http://127.0.0.1:8000/ (see
+# `parley serve --help`); `$(PY) -m parley.demo` is the two-model smoke demo.
 run: $(VENV)/.run-deps
 	$(VENV)/bin/parley serve
 
@@ -44,7 +50,7 @@ lint: $(VENV)/.test-deps
 typecheck: $(VENV)/.test-deps
 	$(VENV)/bin/mypy src
 
-pytest: $(VENV)/.test-deps sysdeps
+pytest: $(VENV)/.test-deps sysdeps bench/loadgen/node_modules
 	$(VENV)/bin/pytest -q
 
 test: lint typecheck pytest

@@ -175,7 +175,7 @@ class EngineFactory:
         self.check(engine, brain, voice)
         tools = tools if tools is not None and len(tools.specs) else None
         if engine is EngineKind.LOOPBACK:
-            return LoopbackEngine(sample_rate)
+            return LoopbackEngine(sample_rate, encoding=line_encoding)
 
         def cascade() -> Engine:
             vad, stt, tts = self.local_stack()

@@ -5,28 +5,54 @@ the conversation plumbing: decode, resample, queue, encode, send. Audio goes fro
 ``send_audio`` into one bounded queue that ``events()`` drains; when the consumer
 lags the newest chunk is dropped and counted (a real-time echo must not build up
 delay). Typed text is ignored.
+
+Built with the line's own ``encoding`` (``"ulaw"`` for Twilio), it declares that
+format as its ``input_format``: the conversation then hands it the caller's bytes
+untouched and passes its ``AudioDelta``s straight back out, so a loopback phone call
+does no decode, resample or encode at all — the load test measures the transport.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Literal, get_args
 
+from parley.audio.format import AudioFormat
 from parley.engines.seams import ToolRunner
+from parley.errors import ConfigError
 from parley.events import AudioDelta, Event
 
 __all__ = ["LoopbackEngine"]
 
 _END = object()
 
+Encoding = Literal["pcm16", "ulaw", "alaw"]
+_ENCODINGS = frozenset(get_args(Encoding))
+
 
 class LoopbackEngine:
-    """Echoes PCM16 mono at ``sample_rate`` as one endless response ``response_id``."""
+    """Echoes mono audio at ``sample_rate`` as one endless response ``response_id``.
+
+    ``encoding`` is what it takes and gives back: PCM16 (the default), or the line's
+    G.711 (``"ulaw"``/``"alaw"``) for pass-through on a phone call.
+    """
 
     def __init__(
-        self, sample_rate: int = 8000, *, queue_chunks: int = 100, response_id: str = "loopback"
+        self,
+        sample_rate: int = 8000,
+        *,
+        encoding: str = "pcm16",
+        queue_chunks: int = 100,
+        response_id: str = "loopback",
     ) -> None:
+        if encoding not in _ENCODINGS:
+            raise ConfigError(
+                f"loopback echoes pcm16, ulaw or alaw, not {encoding!r}", field="encoding"
+            )
         self._rate = sample_rate
+        self._encoding: Encoding = encoding  # type: ignore[assignment]
+        self._format = AudioFormat(self._encoding, sample_rate, 1)
         self._response_id = response_id
         self._queue: asyncio.Queue[object] = asyncio.Queue(queue_chunks)
         self._closed = asyncio.Event()
@@ -37,6 +63,11 @@ class LoopbackEngine:
     @property
     def input_sample_rate(self) -> int:
         return self._rate
+
+    @property
+    def input_format(self) -> AudioFormat:
+        """What ``send_audio`` takes; a line in this format is passed through untouched."""
+        return self._format
 
     def queue_depths(self) -> dict[str, int]:
         return {"audio_out": self._queue.qsize()}
@@ -58,7 +89,9 @@ class LoopbackEngine:
         if self._closed.is_set():
             return
         try:
-            self._queue.put_nowait(AudioDelta(self._response_id, pcm, self._rate))
+            self._queue.put_nowait(
+                AudioDelta(self._response_id, pcm, self._rate, encoding=self._encoding)
+            )
             self.echoed_chunks += 1
         except asyncio.QueueFull:
             self.dropped_audio_chunks += 1

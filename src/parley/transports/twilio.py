@@ -9,6 +9,12 @@ played, and :class:`~parley.protocols.twilio.MarkTracker` turns the echoes into
 sends ``clear``, after which Twilio echoes the pending marks at once; the tracker
 counts those as flushed, not played.
 
+With ``mark_ms=N`` a mark closes every N ms of audio instead of every chunk, and the
+tail of a reply is marked as soon as the output pauses (the next inbound frame finds
+nothing sent since the one before): on a continuous stream of 20 ms chunks (the
+loopback echo) that is one mark per 100 ms instead of per 20 ms — a fifth of the
+mark messages each way, for playback reports accurate to N ms.
+
 Per inbound frame: one ``receive()``, one msgspec decode (base64 included), one
 yield. No logging, no task, no pydantic.
 """
@@ -49,13 +55,23 @@ class TwilioCallStream:
     """One ``/twilio/stream`` WebSocket. ``await handshake()`` first, then hand it to a
     :class:`~parley.conversation.Conversation`."""
 
-    def __init__(self, socket: WireSocket, *, chunk_ms: int = _DEFAULT_CHUNK_MS) -> None:
+    def __init__(
+        self, socket: WireSocket, *, chunk_ms: int = _DEFAULT_CHUNK_MS, mark_ms: int = 0
+    ) -> None:
+        """``chunk_ms``: the longest ``media`` message. ``mark_ms``: 0 puts a mark after
+        every chunk; N > 0 after each N ms of audio and at the end of each burst."""
         if chunk_ms <= 0:
             raise ValueError("chunk_ms must be positive")
+        if mark_ms < 0:
+            raise ValueError("mark_ms must be >= 0")
         self.socket = socket
         self.protocol = TwilioStream()
         self.marks = MarkTracker()
         self._chunk_bytes = chunk_ms * ULAW_BYTES_PER_MS
+        self._mark_bytes = mark_ms * ULAW_BYTES_PER_MS
+        self._unmarked = 0  # audio bytes sent after the last mark
+        self._unmarked_response = ""
+        self._sent_since_frame = False  # audio went out since the last inbound frame
         self.closed = False
         #: The peer's protocol error that ended the call, if any.
         self.error: RemoteProtocolError | None = None
@@ -124,6 +140,9 @@ class TwilioCallStream:
                 raise
             self.frames_in += 1
             if type(event) is Media:  # the hot path: 50 a second
+                if self._unmarked and not self._sent_since_frame:
+                    await self._send_mark()  # the output paused: mark the tail now
+                self._sent_since_frame = False
                 yield event.payload
             elif isinstance(event, Mark):
                 echo = self.marks.echo(event.name)
@@ -138,19 +157,32 @@ class TwilioCallStream:
     async def send_audio(self, audio: bytes, *, response_id: str, text: str = "") -> None:
         if self.closed or not audio or self.protocol.state is not StreamState.STARTED:
             return  # hung up: the rest of the reply has nobody to hear it
-        send = self.socket.send_text
-        media, mark, add = self.protocol.media, self.protocol.mark, self.marks.add
-        step = self._chunk_bytes
+        if self._unmarked and response_id != self._unmarked_response:
+            await self._send_mark()  # a mark never spans two responses
+        self._unmarked_response = response_id
+        self._sent_since_frame = True
+        send, media = self.socket.send_text, self.protocol.media
+        step, mark_bytes = self._chunk_bytes, self._mark_bytes
         for i in range(0, len(audio), step):
             piece = audio[i : i + step]
             await send(media(piece).decode())
-            await send(mark(add(len(piece), response_id)).decode())
-            self.frames_out += 2
+            self.frames_out += 1
+            self._unmarked += len(piece)
+            if self._unmarked >= mark_bytes:
+                await self._send_mark()
+
+    async def _send_mark(self) -> None:
+        """A mark closing the audio sent since the previous one."""
+        name = self.marks.add(self._unmarked, self._unmarked_response)
+        self._unmarked = 0
+        await self.socket.send_text(self.protocol.mark(name).decode())
+        self.frames_out += 1
 
     async def clear(self, response_id: str) -> None:
         if self.closed or self.protocol.state is not StreamState.STARTED:
             return
         self.marks.clear()
+        self._unmarked = 0  # flushed before any mark could report it played
         await self.socket.send_text(self.protocol.clear().decode())
 
     async def close(self) -> None:

@@ -1,0 +1,321 @@
+"""N simulated Twilio calls at real-time pace against ``parley serve --engine loopback``.
+
+    python bench/calls.py --calls 300            # default: 20 s, --workers 2
+    python bench/calls.py --calls 1 --duration 10
+    python bench/calls.py --url ws://host:port/twilio/stream --calls 50   # a running server
+
+Starts the server (loopback engine: every caller hears their own audio, so what is
+measured is the transport and conversation plumbing), then runs the callers from ONE
+Node.js process (``bench/loadgen/loadgen.js``, the ``ws`` package; ``npm ci`` runs
+there first if ``node_modules`` is missing): each call speaks Twilio's exact JSON —
+``connected``, ``start``, a 20 ms µ-law ``media`` frame every 20 ms, ``stop`` — and
+echoes the server's ``mark``s when their audio would have finished playing, as Twilio
+does. Each second every call sends a 100 ms tone burst at one of eight frequencies;
+the echo delay is from sending the burst's first frame to receiving a media message
+whose decoded µ-law carries that burst (energy, then Goertzel to name the frequency).
+
+Prints ONE JSON line: calls, duration, fraction of the audio returned, echo delay
+p50/p99, server CPU (the server process and all its worker processes, from
+``/proc/PID/stat``, over the measured window) in cores and per call, the load
+generator's CPU and how late it sent its frames (it shares the machine: if it is
+late, the figures say so), whether the goal of issue 4 holds, and a reference row for
+Pipecat measured earlier on this machine (not in this run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+ROOT = Path(__file__).resolve().parent.parent
+LOADGEN = ROOT / "bench" / "loadgen"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+#: Issue 4's goal: at ≥ 300 calls, ≥ 99 % of the audio back and echo p99 ≤ 60 ms;
+#: at one call, echo p50 ≤ 25 ms.
+GOAL = {"audio_returned_min": 0.99, "echo_p99_ms_max": 60.0, "echo_p50_ms_max_at_1_call": 25.0}
+
+#: Pipecat 1.14 (its Twilio serializer + FastAPI WebSocket transport + an echo processor,
+#: one process), measured the same way on this machine before this bench existed.
+REFERENCE = {
+    "name": "Pipecat 1.14, one process (reference: measured earlier, not in this run)",
+    "server_cpu_pct_of_core_per_call": 1.3,
+    "echo_p50_ms_at_1_call": 165,
+    "calls_before_echo_delay_over_400ms": "40-50",
+    "audio_returned_at_120_calls": 0.20,
+}
+
+
+# ----------------------------------------------------------------------- processes
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def process_tree(root: int) -> list[int]:
+    """``root`` and all its live descendants (uvicorn's workers are its children)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rpartition(")")[2].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(children.get(pid, []))
+    return tree
+
+
+def cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """User + system CPU time of each of ``pids`` so far (an exited process counts 0)."""
+    times = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            times[pid] = 0.0
+            continue
+        times[pid] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+    return times
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores spent not idle since boot (``/proc/stat``)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8]) - idle) / CLOCK_TICKS
+
+
+@contextmanager
+def parley_server(workers: int, port: int) -> Iterator[subprocess.Popen[bytes]]:
+    """``parley serve --engine loopback --workers N`` until the block exits."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "parley",
+        "serve",
+        "--engine",
+        "loopback",
+        "--workers",
+        str(workers),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with tempfile.TemporaryFile() as log:  # a file, not a pipe: a full pipe stalls it
+        proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            wait_ready(f"http://127.0.0.1:{port}/readyz", proc, log, workers)
+            yield proc
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGINT)
+                try:
+                    proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait(5)
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes], log: IO[bytes], workers: int) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            log.seek(0)
+            raise SystemExit(f"server exited at start:\n{log.read().decode(errors='replace')}")
+        try:
+            with urllib.request.urlopen(url, timeout=0.5) as r:
+                # Every worker must be up: /readyz answers from the first one.
+                expected = 1 if workers == 1 else workers + 1  # + uvicorn's supervisor
+                if r.status == 200 and len(process_tree(proc.pid)) >= expected:
+                    time.sleep(0.5)
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.1)
+    raise SystemExit("server did not become ready within 60 s")
+
+
+def ensure_loadgen() -> str:
+    node = shutil.which("node")
+    if node is None:
+        raise SystemExit("bench/calls.py needs Node.js (node ≥ 18) for its load generator")
+    if not (LOADGEN / "node_modules" / "ws").is_dir():
+        print("bench/calls.py: installing the load generator (npm ci)", file=sys.stderr)
+        subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund", "--silent"], cwd=LOADGEN, check=True
+        )
+    return node
+
+
+# --------------------------------------------------------------------------- run
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def run_loadgen(
+    node: str, url: str, calls: int, duration: float, server_pids: list[int] | None
+) -> dict[str, Any]:
+    cmd = [
+        node,
+        str(LOADGEN / "loadgen.js"),
+        "--url",
+        url,
+        "--calls",
+        str(calls),
+        "--duration",
+        str(duration),
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    window: dict[str, Any] = {}
+    result: dict[str, Any] | None = None
+    for line in proc.stdout:
+        msg = json.loads(line)
+        now = time.monotonic()
+        if msg["type"] == "ready":
+            window["t0"] = now
+            window["cpu0"] = cpu_seconds(server_pids or [])
+            window["busy0"] = machine_busy_seconds()
+        elif msg["type"] == "done":
+            window["t1"] = now
+            window["cpu1"] = cpu_seconds(server_pids or [])
+            window["busy1"] = machine_busy_seconds()
+        elif msg["type"] == "result":
+            result = msg
+    if proc.wait() != 0 or result is None or "t1" not in window:
+        raise SystemExit(f"load generator failed (exit {proc.returncode})")
+    result["window_s"] = window["t1"] - window["t0"]
+    per_process = {pid: window["cpu1"][pid] - window["cpu0"][pid] for pid in window["cpu0"]}
+    result["server_cpu_s"] = sum(per_process.values())
+    result["machine_busy_s"] = window["busy1"] - window["busy0"]
+    # Busiest first: one saturated worker shows here even when the sum looks low.
+    result["server_cpu_s_by_process"] = sorted(per_process.values(), reverse=True)
+    return result
+
+
+def summarize(
+    raw: dict[str, Any], server: str, workers: int | None, measured_cpu: bool
+) -> dict[str, Any]:
+    calls = int(raw["connected"])
+    delays = [float(d) for d in raw["delays"]]
+    returned = raw["recvBytes"] / raw["sentBytes"] if raw["sentBytes"] else 0.0
+    window = raw["window_s"]
+    p50, p99 = percentile(delays, 0.50), percentile(delays, 0.99)
+    cores = raw["server_cpu_s"] / window if measured_cpu else None
+    checks: dict[str, bool] = {
+        "audio_returned": returned >= GOAL["audio_returned_min"],
+        "echo_p99": p99 is not None and p99 <= GOAL["echo_p99_ms_max"],
+    }
+    if calls == 1:
+        checks["echo_p50_at_1_call"] = p50 is not None and p50 <= GOAL["echo_p50_ms_max_at_1_call"]
+    return {
+        "bench": "calls",
+        "server": server,
+        "workers": workers,
+        "calls": raw["calls"],
+        "calls_connected": calls,
+        "calls_failed": raw["failed"],
+        "calls_closed_early": raw["closedEarly"],
+        "duration_s": raw["duration"],
+        "audio_returned": round(returned, 4),
+        "worst_call_audio_returned": min(raw["perCallReturned"], default=0.0),
+        "bursts_sent": raw["burstsSent"],
+        "bursts_timed": raw["burstsEchoed"],
+        "echo_delay_ms": {
+            "p50": p50,
+            "p90": percentile(delays, 0.90),
+            "p99": p99,
+            "max": max(delays, default=None),
+        },
+        "server_cpu_cores": round(cores, 3) if cores is not None else None,
+        "server_cpu_cores_by_process": (
+            [round(s / window, 3) for s in raw["server_cpu_s_by_process"]] if measured_cpu else None
+        ),
+        "server_cpu_pct_of_core_per_call": (
+            round(100 * cores / calls, 3) if cores is not None and calls else None
+        ),
+        "loadgen_cpu_cores": round(raw["loadgenCpuS"] / raw["loadgenWallS"], 3),
+        "loadgen_frame_lateness_ms": {
+            "p99": raw["framesLateP99Ms"],
+            "max": round(raw["maxLatenessMs"], 1),
+        },
+        "machine_cores": os.cpu_count(),
+        # Everything else the machine ran meanwhile (other jobs compete for the cores).
+        "other_cpu_cores": (
+            round(
+                max(0.0, raw["machine_busy_s"] - raw["server_cpu_s"] - raw["loadgenCpuS"]) / window,
+                3,
+            )
+            if measured_cpu
+            else None
+        ),
+        "goal": {**checks, "met": all(checks.values()), "scale_goal_applies": calls >= 300},
+        "reference": REFERENCE,
+        "close_reasons": raw["closeReasons"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--calls", type=int, default=300)
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds of audio per call")
+    parser.add_argument("--workers", type=int, default=2, help="server worker processes")
+    parser.add_argument("--url", help="a running server's /twilio/stream URL (no server started)")
+    parser.add_argument("--server-pid", type=int, help="with --url: measure this process tree")
+    parser.add_argument("--check", action="store_true", help="exit 1 if the goal is not met")
+    args = parser.parse_args()
+    if args.calls < 1 or args.duration <= 0:
+        parser.error("--calls must be ≥ 1 and --duration > 0")
+    node = ensure_loadgen()
+    if args.url:
+        pids = process_tree(args.server_pid) if args.server_pid else None
+        raw = run_loadgen(node, args.url, args.calls, args.duration, pids)
+        summary = summarize(raw, args.url, None, pids is not None)
+    else:
+        port = free_port()
+        with parley_server(args.workers, port) as proc:
+            pids = process_tree(proc.pid)
+            url = f"ws://127.0.0.1:{port}/twilio/stream"
+            raw = run_loadgen(node, url, args.calls, args.duration, pids)
+        server = f"parley serve --engine loopback --workers {args.workers}"
+        summary = summarize(raw, server, args.workers, True)
+    print(json.dumps(summary), flush=True)
+    if args.check and not summary["goal"]["met"]:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
