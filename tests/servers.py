@@ -68,7 +68,9 @@ class _LoopServer(uvicorn.Server):
 @contextlib.asynccontextmanager
 async def serve_app(app: Parley) -> AsyncIterator[RunningServer]:
     """Serve ``app.asgi`` in this process until the block exits."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted sockets only when
+    # the listener says it is TCP (else keep-alive requests wait ~40 ms on Nagle).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(

@@ -67,7 +67,6 @@ def test_missing_config_file() -> None:
 @pytest.mark.parametrize(
     "switch",
     [
-        "enable_async_injection",
         "enable_caching",
         "enable_analytics",
         "track_costs",

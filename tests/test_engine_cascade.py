@@ -329,7 +329,8 @@ async def test_context_and_instructions_apply_to_the_next_call_without_interrupt
 
 
 async def test_a_failing_provider_fails_the_reply_not_the_call() -> None:
-    stt = FakeSTT(["one", "two"])
+    # Complete sentences: number words would be judged unfinished and wait longer.
+    stt = FakeSTT(["Hello there.", "Are you back?"])
     llm = FakeLLM(error=ProviderError("llm down", provider="fake"))
     async with running(make(stt, llm)) as run:
         await run.feed(utterance())

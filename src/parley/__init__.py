@@ -16,15 +16,38 @@ from parley.errors import (
 
 __version__ = "0.1.0"
 
+# The facade is imported on first use, so `import parley.audio` (sans-I/O) stays light
+# and does not pull the server (FastAPI, asyncio) in.
+_LAZY = {
+    "Parley": "parley.app",
+    "ParleyBackend": "parley.app",
+    "ConversationConfig": "parley.config",
+    "TriggerType": "parley.conversation.triggers",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'parley' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
+
 __all__ = [
     "AuthError",
     "ConfigError",
+    "ConversationConfig",
     "LocalProtocolError",
+    "Parley",
+    "ParleyBackend",
     "ParleyError",
     "ProtocolError",
     "ProviderError",
     "RateLimited",
     "RemoteProtocolError",
+    "TriggerType",
     "__version__",
     "errors",
     "events",

@@ -50,7 +50,7 @@ __all__ = [
 # Feature switches of ConversationConfig that are implemented. Enabling one that is
 # not listed fails loudly: a production user must never believe a feature is on
 # while it is silently ignored. Later modules add their switch here when they land.
-BUILT_FEATURES: set[str] = set()
+BUILT_FEATURES: set[str] = {"enable_async_injection"}  # parley.conversation.context
 
 _FEATURE_SWITCHES = (
     "enable_async_injection",

@@ -306,26 +306,6 @@ class VoiceMetrics:
 Callback = Callable[..., Any]
 
 
-class _ClientEngine(RealtimeEngine):
-    """The engine plus the two hooks a client needs (``opened``, ``interrupt``).
-
-    They use the engine's protected ``_open`` / ``_barge_in``; the engine should grow
-    them as public API (reported to the lead).
-    """
-
-    def __init__(self, config: RealtimeConfig, *, tools: _ToolBridge | None) -> None:
-        super().__init__(config, tools=tools)
-        self.opened = asyncio.Event()
-
-    async def _open(self, *, first: bool) -> None:
-        await super()._open(first=first)
-        self.opened.set()
-
-    async def interrupt(self) -> None:
-        # Not speech: the engine truncates to the reported playback and cancels.
-        await self._barge_in(0.0, speech=False)
-
-
 class _ToolBridge:
     """``ToolRunner`` over the client's ``on_function_call`` callback."""
 
@@ -406,7 +386,7 @@ class VoiceClient:
         self.on_function_call: Callback | None = None
         self._microphone = microphone
         self._speaker = speaker
-        self._engine: _ClientEngine | None = None
+        self._engine: RealtimeEngine | None = None
         self._run_task: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._mic_task: asyncio.Task[None] | None = None
@@ -458,7 +438,7 @@ class VoiceClient:
             raise ConfigError("must be ≥ 0", field="retry_count")
         cfg = self.config.realtime_config(connect_attempts=retry_count + 1)
         tools = _ToolBridge(self) if self.config.tools else None
-        engine = _ClientEngine(cfg, tools=tools)
+        engine = RealtimeEngine(cfg, tools=tools)
         run = asyncio.create_task(engine.run(), name="voice-client-engine")
         opened = asyncio.create_task(engine.opened.wait())
         try:
@@ -594,7 +574,7 @@ class VoiceClient:
 
     # -- internals: input --------------------------------------------------------------
 
-    def _require(self) -> _ClientEngine:
+    def _require(self) -> RealtimeEngine:
         if self._engine is None:
             raise ConfigError("not connected; await connect() first", field="connect")
         return self._engine
@@ -675,12 +655,12 @@ class VoiceClient:
         if self._speaker is not None:
             self._speaker.clear()
 
-    async def _report_now(self, engine: _ClientEngine) -> None:
+    async def _report_now(self, engine: RealtimeEngine) -> None:
         rec = self._reply
         if rec is not None and rec.started_playing:
             await engine.report_playback(rec.id, self._played_ms(rec))
 
-    async def _report_playback(self, engine: _ClientEngine) -> None:
+    async def _report_playback(self, engine: RealtimeEngine) -> None:
         # The engine truncates a barge-in at the last reported position: keep it fresh.
         while True:
             await asyncio.sleep(0.05)
@@ -784,7 +764,7 @@ class VoiceClient:
         info = ResponseInfo(ev.response_id, ev.status, ev.text, ev.usage, latency, audio_ms)
         await self._call(self.on_response_done, info)
 
-    async def _dispatch(self, engine: _ClientEngine) -> None:
+    async def _dispatch(self, engine: RealtimeEngine) -> None:
         async for ev in engine.events():
             if isinstance(ev, AudioDelta):
                 await self._on_audio(ev)

@@ -2,28 +2,51 @@
 
 from __future__ import annotations
 
+from parley.conversation.context import ContextManager, ContextProvider, InjectResult
 from parley.conversation.metrics import ConversationMetrics, LatencySummary, summarize
+from parley.conversation.middleware import (
+    AnalyticsMiddleware,
+    LoggingMiddleware,
+    Middleware,
+    MiddlewareContext,
+    PIIRedactionMiddleware,
+    TimingMiddleware,
+    TokenAuthMiddleware,
+)
 from parley.conversation.session import Conversation, EventHook, LifecycleHook
 from parley.conversation.state import TRANSITIONS, ConversationState, StateMachine
 from parley.conversation.stream import CallStream, Inbound, PlaybackReport, UserText
 from parley.conversation.tools import ToolError, ToolRegistry, tool_spec
 from parley.conversation.transcript import Transcript, Turn
+from parley.conversation.triggers import ContextTrigger, TriggerType
 
 __all__ = [
     "TRANSITIONS",
+    "AnalyticsMiddleware",
     "CallStream",
+    "ContextManager",
+    "ContextProvider",
+    "ContextTrigger",
     "Conversation",
     "ConversationMetrics",
     "ConversationState",
     "EventHook",
     "Inbound",
+    "InjectResult",
     "LatencySummary",
     "LifecycleHook",
+    "LoggingMiddleware",
+    "Middleware",
+    "MiddlewareContext",
+    "PIIRedactionMiddleware",
     "PlaybackReport",
     "StateMachine",
+    "TimingMiddleware",
+    "TokenAuthMiddleware",
     "ToolError",
     "ToolRegistry",
     "Transcript",
+    "TriggerType",
     "Turn",
     "UserText",
     "summarize",

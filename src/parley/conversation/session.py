@@ -14,7 +14,8 @@ import asyncio
 import itertools
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from parley.audio.format import AudioFormat
 from parley.audio.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
@@ -41,6 +42,9 @@ from parley.events import (
     UserSpeechStarted,
     UserSpeechStopped,
 )
+
+if TYPE_CHECKING:
+    from parley.conversation.triggers import TriggerRunner
 
 __all__ = ["Conversation", "EventHook", "LifecycleHook"]
 
@@ -138,6 +142,7 @@ class Conversation:
         on_start: LifecycleHook | None = None,
         on_end: LifecycleHook | None = None,
         on_event: EventHook | None = None,
+        audio_preprocessor: Callable[[bytes], bytes] | None = None,
     ) -> None:
         self.id = conversation_id or f"conv_{next(_ids)}"
         self.stream = stream
@@ -157,10 +162,18 @@ class Conversation:
             if engine_format == stream.input_format
             else _Inbound(stream.input_format, engine.input_sample_rate)
         )
+        # Inbound bytes → engine input in one call per chunk: None (untouched), the
+        # decoder/resampler, or that plus the app's audio preprocessor. Without a
+        # preprocessor this is the decoder alone: the hot path pays nothing for it.
+        self._to_engine: Callable[[bytes], bytes] | None = _inbound_path(
+            self._inbound, audio_preprocessor, engine_format
+        )
         self._outbound = _Outbound(stream.output_format)
         self._awaiting_text: deque[Turn] = deque()  # user turns whose transcript is coming
         self._current_user: Turn | None = None
         self._ending = False
+        #: The call's context layer (injection, triggers), set by the app while live.
+        self.context: TriggerRunner | None = None
 
     @property
     def state(self) -> ConversationState:
@@ -168,6 +181,10 @@ class Conversation:
 
     async def send_text(self, text: str) -> None:
         await self.engine.send_text(text)
+
+    async def fire(self, event: str, data: Mapping[str, Any] | None = None) -> int:
+        """Fire the app's EVENT context triggers named ``event``; how many ran."""
+        return 0 if self.context is None else await self.context.fire(event, data)
 
     async def end(self) -> None:
         """Hang up from our side: the engine stops, ``run()`` returns."""
@@ -200,9 +217,10 @@ class Conversation:
 
     async def _pump_inbound(self) -> None:
         engine = self.engine
+        convert = self._to_engine
         async for item in self.stream.inbound():
             if isinstance(item, bytes):
-                pcm = item if self._inbound is None else self._inbound.convert(item)
+                pcm = item if convert is None else convert(item)
                 if pcm:
                     await engine.send_audio(pcm)
             elif isinstance(item, PlaybackReport):
@@ -289,6 +307,29 @@ class Conversation:
             self.error = event
         elif isinstance(event, PhaseChanged):
             pass  # guided flows (a later layer) report their phases through here
+
+
+def _inbound_path(
+    inbound: _Inbound | None, pre: Callable[[bytes], bytes] | None, engine_format: object
+) -> Callable[[bytes], bytes] | None:
+    if pre is None:
+        return None if inbound is None else inbound.convert
+    if inbound is not None:
+        convert = inbound.convert
+
+        def decode_then_pre(data: bytes) -> bytes:
+            pcm = convert(data)
+            return pre(pcm) if pcm else pcm
+
+        return decode_then_pre
+    # Pass-through to an engine that takes the line's bytes: the preprocessor still
+    # sees PCM16 (G.711 is decoded for it and encoded again).
+    encoding = getattr(engine_format, "encoding", "pcm16")
+    if encoding == "ulaw":
+        return lambda data: ulaw_encode(pre(ulaw_decode(data)))
+    if encoding == "alaw":
+        return lambda data: alaw_encode(pre(alaw_decode(data)))
+    return pre
 
 
 def _first_leaf(group: BaseExceptionGroup[ParleyError]) -> ParleyError:

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 
 from parley.endpointing import EndpointConfig, EndpointPolicy
 from parley.engines.seams import ToolRunner
+from parley.engines.text_hooks import HeldSplitter, TextHook
 from parley.errors import AuthError, ConfigError, ParleyError, ProviderError, RateLimited
 from parley.events import (
     AudioDelta,
@@ -201,6 +202,8 @@ class CascadeEngine:
             )
         self._vad, self._stt, self._llm, self._tts = vad, stt, llm, tts
         self._tools = tools
+        self._request_hook: TextHook | None = None
+        self._response_hook: TextHook | None = None
         self._instructions = self.config.instructions
         self._context: dict[str, tuple[object, float, bool]] = {}  # key → data, t, announced
         self._history: list[Message] = []
@@ -262,6 +265,16 @@ class CascadeEngine:
             self._instructions = instructions
         if tools is not None:
             self._tools = tools
+
+    def set_text_hooks(
+        self, *, request: TextHook | None = None, response: TextHook | None = None
+    ) -> None:
+        """Middleware (:mod:`parley.engines.text_hooks`): ``request`` transforms the
+        user's text before the LLM (the transcript keeps the words heard; ``""`` skips
+        the reply); ``response`` transforms each whole sentence of the reply before
+        TTS, so speech, ``TextDelta``, transcript and history carry its output."""
+        self._request_hook = request
+        self._response_hook = response
 
     async def close(self) -> None:
         if not self._closed:
@@ -526,6 +539,12 @@ class CascadeEngine:
             return
         text = result.text.strip()
         await self._emit(TranscriptFinal(Role.USER, text))
+        if text and self._request_hook is not None:
+            try:
+                text = (await self._request_hook(text)).strip()
+            except ParleyError as refused:  # AuthError …: no reply, the call goes on
+                await self._emit(_error_event(refused))
+                text = ""
         if not text:
             rec.generating = False
             return
@@ -559,7 +578,14 @@ class CascadeEngine:
             await self._think(rec, clauses)
 
     async def _think(self, rec: _Response, clauses: asyncio.Queue[str | None]) -> None:
-        splitter = SentenceSplitter(first_clause_chars=self.config.first_clause_chars)
+        first = self.config.first_clause_chars
+        transform = self._response_hook
+        # With response middleware, pieces never end inside a number (text_hooks).
+        splitter = (
+            SentenceSplitter(first_clause_chars=first)
+            if transform is None
+            else HeldSplitter(first_clause_chars=first)
+        )
         tools = self._tools
         for round_index in range(self.config.max_tool_rounds + 1):
             messages = await self._messages()
@@ -578,7 +604,8 @@ class CascadeEngine:
                 if rec.llm_first_token_ms is None:
                     rec.llm_first_token_ms = (time.monotonic() - t0) * 1000
                 text += chunk
-                await self._emit(TextDelta(rec.id, chunk))
+                if transform is None:  # else TextDelta carries the transformed sentences
+                    await self._emit(TextDelta(rec.id, chunk))
                 for clause in splitter.push(chunk):
                     await self._say(rec, clauses, clause)
             if not calls or tools is None:
@@ -598,9 +625,15 @@ class CascadeEngine:
             await self._say(rec, clauses, clause)
         await clauses.put(None)
 
-    @staticmethod
-    async def _say(rec: _Response, clauses: asyncio.Queue[str | None], clause: str) -> None:
+    async def _say(self, rec: _Response, clauses: asyncio.Queue[str | None], clause: str) -> None:
         text = _clean(clause)
+        transform = self._response_hook
+        if text and transform is not None:
+            # A ParleyError here fails this reply (ResponseDone "failed"): unfiltered
+            # text is never spoken.
+            text = _clean(await transform(text))
+            if text:
+                await self._emit(TextDelta(rec.id, f" {text}" if rec.spoken else text))
         if text:
             rec.spoken = f"{rec.spoken} {text}" if rec.spoken else text
             await clauses.put(text)

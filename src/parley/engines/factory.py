@@ -128,6 +128,15 @@ class EngineFactory:
         await asyncio.gather(*(w() for w in warm if callable(w)))
         self.brain(self.settings.brain)
 
+    async def aclose(self) -> None:
+        """Close the brains' HTTP clients (hosted LLMs keep a connection pool)."""
+        with self._lock:
+            brains, self._brains = list(self._brains.values()), {}
+        for llm in brains:
+            close = getattr(llm, "aclose", None)
+            if callable(close):
+                await close()
+
     def brain(self, spec: str) -> LLM:
         with self._lock:
             llm = self._brains.get(spec)

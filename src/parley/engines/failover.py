@@ -26,6 +26,7 @@ from parley.audio.format import AudioFormat
 from parley.audio.g711 import alaw_decode, ulaw_decode
 from parley.audio.resample import StreamResampler
 from parley.engines.seams import Engine, ToolRunner
+from parley.engines.text_hooks import MiddlewareHost, TextHook
 from parley.errors import ParleyError
 from parley.events import (
     EngineSwitched,
@@ -100,6 +101,7 @@ class FailoverEngine:
         self._instructions: str | None = None
         self._tools: ToolRunner | None = None
         self._convert: Callable[[bytes], bytes] | None = None
+        self._hooks: tuple[TextHook | None, TextHook | None] = (None, None)
         self._closed = False
         self.switches = 0
         self.switch_reason = ""
@@ -133,6 +135,15 @@ class FailoverEngine:
 
     async def send_text(self, text: str) -> None:
         await self._active.send_text(text)
+
+    def set_text_hooks(
+        self, *, request: TextHook | None = None, response: TextHook | None = None
+    ) -> None:
+        """Middleware for both engines (the fallback gets it when it takes over)."""
+        self._hooks = (request, response)
+        for engine in (self.primary, self.fallback):
+            if isinstance(engine, MiddlewareHost):
+                engine.set_text_hooks(request=request, response=response)
 
     async def report_playback(self, response_id: str, played_ms: float) -> None:
         await self._active.report_playback(response_id, played_ms)
@@ -235,6 +246,8 @@ class FailoverEngine:
             self.fallback = fallback
         if isinstance(fallback, HistorySeedable):
             fallback.seed_history(self._history)
+        if isinstance(fallback, MiddlewareHost) and self._hooks != (None, None):
+            fallback.set_text_hooks(request=self._hooks[0], response=self._hooks[1])
         if self._instructions is not None or self._tools is not None:
             await fallback.update(instructions=self._instructions, tools=self._tools)
         for key, data in self._context.items():

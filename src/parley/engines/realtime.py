@@ -39,7 +39,8 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from parley.audio.format import AudioFormat
 from parley.engines.seams import ToolRunner
-from parley.errors import AuthError, ConfigError, ProviderError, RemoteProtocolError
+from parley.engines.text_hooks import HeldSplitter, TextHook
+from parley.errors import AuthError, ConfigError, ParleyError, ProviderError, RemoteProtocolError
 from parley.events import (
     AudioDelta,
     ContextInjected,
@@ -169,6 +170,9 @@ class _Reply:
     played_text: str = ""
     calls: list[ToolCall] = field(default_factory=list)
     tool_names: dict[str, str] = field(default_factory=dict)  # call_id → name
+    # With response middleware: the raw text so far, cut into sentences for the hook.
+    raw: str = ""
+    splitter: HeldSplitter | None = None
 
     def estimated_played_ms(self, now: float) -> float:
         if self.played_ms is not None:
@@ -238,6 +242,8 @@ class RealtimeEngine:
         key = cfg.api_key if cfg.api_key is not None else os.environ.get("OPENAI_API_KEY")
         self._api_key = key
         self._tools = tools
+        self._request_hook: TextHook | None = None
+        self._response_hook: TextHook | None = None
         self._instructions = cfg.instructions
         self._context: dict[str, tuple[object, float]] = {}
         self._wire_format = _WIRE_FORMATS[cfg.audio]
@@ -248,6 +254,9 @@ class RealtimeEngine:
         self._out_q: asyncio.Queue[object] = asyncio.Queue(cfg.event_queue_size)
         self._conn: ClientConnection | None = None
         self._ready = False  # connected and seeded: audio goes straight up
+        # Set once the first session is open and seeded (clients wait on it to know
+        # the upstream accepted them); it stays set across reconnections.
+        self.opened = asyncio.Event()
         self._buffer: deque[bytes] = deque()
         self._buffered_bytes = 0
         self._history: list[_Item] = []
@@ -312,17 +321,45 @@ class RealtimeEngine:
                 self._ready = False  # the reader notices too and reconnects
         self._buffer_audio(pcm)
 
+    def set_text_hooks(
+        self, *, request: TextHook | None = None, response: TextHook | None = None
+    ) -> None:
+        """Middleware (:mod:`parley.engines.text_hooks`). ``request`` transforms typed
+        text (``send_text``) before it goes up; spoken turns reach the model as audio,
+        so it cannot apply to them. ``response`` transforms the text outputs and audio
+        transcripts sentence by sentence (``TextDelta``, ``TranscriptDelta``,
+        ``TranscriptFinal``, ``ResponseDone``, the history); it **cannot change the
+        audio**, which the upstream model has already synthesised."""
+        self._request_hook = request
+        self._response_hook = response
+
     async def send_text(self, text: str) -> None:
         if self._closed or not text.strip():
             return
+        said = text
+        if self._request_hook is not None:
+            try:
+                text = (await self._request_hook(text)).strip()
+            except ParleyError as exc:  # refused (AuthError …): no reply, the call goes on
+                await self._emit(TranscriptFinal(Role.USER, said))
+                await self._emit(ErrorEvent(getattr(exc, "code", "error"), str(exc)))
+                return
+            if not text:
+                await self._emit(TranscriptFinal(Role.USER, said))
+                return
         item = _Item(f"local_{next(_ids)}", "user", text)
         self._history.append(item)
         if not self._ready:
             self._redo_reply = True  # the item goes up with the re-seed; then a reply
         await self._send(ConversationItemCreate(item=ConversationItem.user_text(text)))
-        await self._emit(TranscriptFinal(Role.USER, text))
+        await self._emit(TranscriptFinal(Role.USER, said))
         await self._barge_in(0.0, speech=False)
         await self._send(ResponseCreate())
+
+    async def interrupt(self) -> None:
+        """Stop the current reply as a barge-in would (the caller pressed "stop"):
+        truncate to what was played, cancel upstream, emit ``Interrupted``."""
+        await self._barge_in(0.0, speech=False)
 
     async def report_playback(self, response_id: str, played_ms: float) -> None:
         rec = self._replies.get(response_id)
@@ -448,14 +485,15 @@ class RealtimeEngine:
         self._conn = conn
         self._session_started = time.monotonic()
         await self._send_now(SessionUpdate(session=self._session()))
-        if not first:
-            for item in self._history:
-                wire = item.wire()
-                if wire is not None:
-                    await self._send_now(ConversationItemCreate(item=wire))
-            if self._redo_reply:
-                self._redo_reply = False
-                await self._send_now(ResponseCreate())
+        # A reconnection re-seeds the whole conversation; the first connection carries
+        # what was added before it existed (context injected at conversation start).
+        for item in self._history:
+            wire = item.wire()
+            if wire is not None:
+                await self._send_now(ConversationItemCreate(item=wire))
+        if self._redo_reply:
+            self._redo_reply = False
+            await self._send_now(ResponseCreate())
         # Replay what the caller said meanwhile; no await between the last replayed
         # chunk and ``_ready``, so nothing new can slip in out of order.
         while self._buffer:
@@ -463,6 +501,7 @@ class RealtimeEngine:
             self._buffered_bytes -= len(chunk)
             await self._send_now(InputAudioBufferAppend.from_audio(chunk))
         self._ready = True
+        self.opened.set()
 
     async def _open_retrying(self, *, first: bool) -> None:
         # ``_connect`` retries failed handshakes; this retries a socket that dies while
@@ -612,18 +651,28 @@ class RealtimeEngine:
         elif isinstance(ev, ResponseOutputAudioTranscriptDelta):
             rec = self._replies.get(ev.response_id)
             if rec is not None and not rec.interrupted:
-                rec.transcript += ev.delta
-                await self._emit(TranscriptDelta(Role.ASSISTANT, ev.delta, ev.item_id))
+                delta = await self._shown(rec, ev.delta)
+                if delta:
+                    await self._emit(TranscriptDelta(Role.ASSISTANT, delta, ev.item_id))
         elif isinstance(ev, ResponseOutputTextDelta):
             rec = self._replies.get(ev.response_id)
             if rec is not None and not rec.interrupted:
-                rec.transcript += ev.delta
-                await self._emit(TextDelta(ev.response_id, ev.delta))
+                delta = await self._shown(rec, ev.delta)
+                if delta:
+                    await self._emit(TextDelta(ev.response_id, delta))
         elif isinstance(ev, ResponseOutputAudioTranscriptDone):
             rec = self._replies.get(ev.response_id)
             if rec is not None and not rec.interrupted:
-                rec.transcript = ev.transcript
-                await self._emit(TranscriptFinal(Role.ASSISTANT, ev.transcript, ev.item_id))
+                if self._response_hook is None:
+                    rec.transcript = ev.transcript
+                else:
+                    rest = ev.transcript[len(rec.raw) :]
+                    if not ev.transcript.startswith(rec.raw):  # deltas lost: start over
+                        rec.raw, rec.transcript, rec.splitter, rest = "", "", None, ev.transcript
+                    delta = await self._shown(rec, rest, final=True)
+                    if delta:
+                        await self._emit(TranscriptDelta(Role.ASSISTANT, delta, ev.item_id))
+                await self._emit(TranscriptFinal(Role.ASSISTANT, rec.transcript, ev.item_id))
         elif isinstance(ev, InputAudioBufferSpeechStarted):
             await self._barge_in(float(ev.audio_start_ms), speech=True)
         elif isinstance(ev, InputAudioBufferSpeechStopped):
@@ -677,6 +726,35 @@ class RealtimeEngine:
                 raise _Reconnect("session_expired")
             await self._emit(ErrorEvent(code, ev.error.message, fatal=False))
 
+    async def _shown(self, rec: _Reply, delta: str, *, final: bool = False) -> str:
+        """Text from upstream → what is shown: as is, or through the response hook
+        in whole sentences (held until each sentence is complete). Returns the text
+        to add to the reply's transcript (possibly empty)."""
+        hook = self._response_hook
+        if hook is None:
+            rec.transcript += delta
+            return delta
+        if rec.splitter is None:
+            rec.splitter = HeldSplitter()
+        rec.raw += delta
+        pieces = rec.splitter.push(delta)
+        if final:
+            pieces += rec.splitter.flush()
+            rec.splitter = None
+        added = ""
+        for piece in pieces:
+            # A ParleyError from the hook: the piece is not shown (fail closed).
+            try:
+                out = " ".join((await hook(piece)).split())
+            except ParleyError as exc:
+                await self._emit(ErrorEvent(getattr(exc, "code", "error"), str(exc)))
+                continue
+            if out:
+                sep = " " if rec.transcript or added else ""
+                added += sep + out
+        rec.transcript += added
+        return added
+
     def _fill(self, key: str, role: str, text: str) -> None:
         for item in reversed(self._history):
             if item.key == key and item.role == role:
@@ -701,9 +779,15 @@ class RealtimeEngine:
         if rec.interrupted:
             text = rec.played_text
         else:
+            if rec.splitter is not None:  # text output: no "done" event released the tail
+                delta = await self._shown(rec, "", final=True)
+                if delta:
+                    await self._emit(TextDelta(rid, delta))
             text = rec.transcript.strip()
             if not text and isinstance(resp.output, list):
                 text = " ".join(i.text for i in resp.output if i.type == "message").strip()
+                if text and self._response_hook is not None:
+                    text = (await self._shown(rec, text, final=True)).strip()
         if rec.item_id:
             self._fill(
                 rec.item_id, "assistant", text if status == "completed" or rec.interrupted else ""

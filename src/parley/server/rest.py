@@ -17,10 +17,14 @@ if TYPE_CHECKING:
     from parley.app import Parley
 
 __all__ = [
+    "ContextAccepted",
+    "ContextInject",
     "ConversationCreate",
     "ConversationCreated",
     "ConversationInfo",
     "Ended",
+    "EventFire",
+    "EventFired",
     "LatencyInfo",
     "TranscriptInfo",
     "TurnInfo",
@@ -98,6 +102,44 @@ class TranscriptInfo(BaseModel):
 class Ended(BaseModel):
     id: str
     status: str
+
+
+class ContextInject(BaseModel):
+    """Data for a live call's context; a newer value for ``key`` replaces the older."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key: str = Field(min_length=1, max_length=200)
+    data: dict[str, Any] | list[Any] | str
+
+
+class ContextAccepted(BaseModel):
+    id: str
+    key: str
+    tokens: int
+    truncated: bool
+    deferred: bool
+    evicted: list[str]
+    latency_ms: float
+
+
+class EventFire(BaseModel):
+    """Fire the EVENT context triggers registered for ``event``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event: str = Field(min_length=1, max_length=200)
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class EventFired(BaseModel):
+    id: str
+    event: str
+    fired: int
+
+
+def _not_live(conversation_id: str, status: str) -> HTTPException:
+    return HTTPException(409, detail=f"conversation {conversation_id!r} is {status}, not live")
 
 
 def _turn(t: Turn) -> TurnInfo:
@@ -211,6 +253,49 @@ def rest_router(app: Parley) -> APIRouter:
         turns = [_turn(t) for t in conv.transcript] if conv is not None else []
         text = conv.transcript.as_text() if conv is not None else ""
         return TranscriptInfo(id=record.id, turns=turns, text=text)
+
+    @router.post(
+        "/conversations/{conversation_id}/context",
+        status_code=202,
+        response_model=ContextAccepted,
+    )
+    async def inject_context(conversation_id: str, body: ContextInject) -> ContextAccepted:
+        result = await app.inject_context(conversation_id, body.key, body.data, source="rest")
+        if result is None:
+            record = app.calls.get(conversation_id)
+            if record is None:
+                raise _not_found(conversation_id)
+            raise _not_live(conversation_id, record.status)
+        return ContextAccepted(
+            id=conversation_id,
+            key=result.key,
+            tokens=result.tokens,
+            truncated=result.truncated,
+            deferred=result.deferred,
+            evicted=list(result.evicted),
+            latency_ms=result.latency_ms,
+        )
+
+    @router.post("/conversations/{conversation_id}/events", response_model=EventFired)
+    async def fire_event(conversation_id: str, body: EventFire) -> EventFired:
+        record = app.calls.get(conversation_id)
+        if record is None:
+            raise _not_found(conversation_id)
+        if body.event not in app.context_events():
+            raise HTTPException(
+                422,
+                detail=[
+                    {
+                        "loc": ["body", "event"],
+                        "msg": f"no EVENT context trigger listens for {body.event!r}",
+                        "type": "value_error",
+                    }
+                ],
+            )
+        fired = await app.fire(conversation_id, body.event, body.data)
+        if fired is None:
+            raise _not_live(conversation_id, record.status)
+        return EventFired(id=conversation_id, event=body.event, fired=fired)
 
     @router.delete("/conversations/{conversation_id}", response_model=Ended)
     async def end_conversation(conversation_id: str) -> Ended:

@@ -164,6 +164,7 @@ async def _run(
         on_start=app.start_hook(record),
         on_end=app.end_hook(record),
         on_event=on_event,
+        audio_preprocessor=app.audio_preprocessor_for(engine),
     )
     record.conversation = conversation
     record.stream = stream

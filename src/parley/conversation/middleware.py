@@ -1,0 +1,603 @@
+"""Middleware: code of the business between the caller, the model and the voice.
+
+Three kinds, all registered on the :class:`~parley.Parley` app:
+
+- **request middleware** transforms the user's text before the model sees it,
+  with the conversation's context (``@app.request_middleware``:
+  ``async (text, ctx) -> text``). The transcript keeps the caller's own words;
+  only the model's input changes. Returning ``""`` skips the model's reply for
+  that turn. On the realtime engine it applies to typed text (``send_text``): the
+  upstream model hears spoken audio itself, so there is no text to change first.
+- **response middleware** transforms the model's text before it is spoken
+  (``@app.response_middleware``: ``async (text, ctx) -> text``): on the cascade
+  it runs on each whole sentence (or long clause) from the sentence splitter,
+  before TTS, so what is spoken, the ``TextDelta`` events, the transcript and the
+  history all carry the transformed text (see :mod:`parley.engines.text_hooks`
+  for how a pattern split across pieces is kept whole). On the realtime engine it
+  applies to the text outputs and the audio transcripts, sentence by sentence;
+  it **cannot change audio already synthesised upstream** — a card number the
+  model says is heard by the caller, and only the transcript is redacted. Use the
+  cascade where what is spoken must be filtered.
+- **audio preprocessors** (``@app.audio_preprocessor``: ``(pcm: bytes) -> bytes``,
+  synchronous) run on every inbound chunk after it is decoded and resampled to the
+  engine's PCM16 mono, before VAD and STT. With none registered the inbound path
+  does no extra work at all.
+
+The chain form of the seeds, ``process(context, next)``, is the
+:class:`Middleware` Protocol; ``app.add_middleware(m)`` registers one for
+requests, responses or both. Order: registration order, first registered runs
+first (and is outermost: it sees what the later ones did after ``next``
+returns). A middleware that returns without calling ``next`` short-circuits the
+rest of the chain; what it returns is the result. A ``ParleyError`` (e.g.
+:class:`~parley.errors.AuthError` from :class:`TokenAuthMiddleware`) refuses the
+turn: the engine reports an ``ErrorEvent`` and the call goes on; any other
+exception from user code becomes a :class:`MiddlewareError` (logged) with the same
+effect — a failing response middleware never lets unfiltered text through.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import re
+import time
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from parley.errors import AuthError, ConfigError, ParleyError
+
+__all__ = [
+    "PII_KINDS",
+    "AnalyticsMiddleware",
+    "AudioPreprocessor",
+    "Direction",
+    "LoggingMiddleware",
+    "Middleware",
+    "MiddlewareChain",
+    "MiddlewareContext",
+    "MiddlewareError",
+    "MiddlewareRegistry",
+    "Next",
+    "PIIMatch",
+    "PIIRedactionMiddleware",
+    "TextMiddleware",
+    "TextPipeline",
+    "TextTransform",
+    "TimingMiddleware",
+    "TokenAuthMiddleware",
+    "find_pii",
+    "luhn_valid",
+    "redact_pii",
+]
+
+log = logging.getLogger("parley.middleware")
+
+Direction = Literal["request", "response"]
+
+
+class MiddlewareError(ParleyError):
+    """User middleware failed with something other than a ``ParleyError``."""
+
+    code = "middleware_error"
+
+
+@dataclass(slots=True)
+class MiddlewareContext:
+    """What one pass through the chain carries. Mutable: middleware edit ``text``,
+    ``metadata`` and ``permissions`` in place or return a changed copy."""
+
+    text: str
+    direction: Direction = "request"
+    conversation_id: str = ""
+    user_id: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    # Shared by every pass of one conversation: what TokenAuthMiddleware grants stays.
+    permissions: set[str] = field(default_factory=set)
+    context: Mapping[str, str] = field(default_factory=dict)  # the injected context, key → text
+    token: str | None = None
+
+
+Next = Callable[[MiddlewareContext], Awaitable[MiddlewareContext]]
+
+
+@runtime_checkable
+class Middleware(Protocol):
+    """The chain form: do something, ``await next(context)``, maybe do more."""
+
+    async def process(self, context: MiddlewareContext, next: Next) -> MiddlewareContext: ...
+
+
+class MiddlewareChain:
+    """Middleware run in order; the end of the chain returns the context as it is."""
+
+    def __init__(self, middleware: Iterable[Middleware]) -> None:
+        self.middleware: tuple[Middleware, ...] = tuple(middleware)
+
+    def __len__(self) -> int:
+        return len(self.middleware)
+
+    async def __call__(self, context: MiddlewareContext) -> MiddlewareContext:
+        return await self._at(0, context)
+
+    async def _at(self, index: int, context: MiddlewareContext) -> MiddlewareContext:
+        if index == len(self.middleware):
+            return context
+        mw = self.middleware[index]
+
+        async def next_(ctx: MiddlewareContext) -> MiddlewareContext:
+            return await self._at(index + 1, ctx)
+
+        try:
+            result = await mw.process(context, next_)
+        except ParleyError:
+            raise
+        except Exception as exc:  # the user-code boundary: a bug refuses the turn, typed
+            log.exception("middleware %r failed", mw)
+            raise MiddlewareError(f"{type(mw).__name__} failed: {exc}") from exc
+        if not isinstance(result, MiddlewareContext):
+            raise MiddlewareError(
+                f"{type(mw).__name__}.process returned {type(result).__name__}, "
+                "not a MiddlewareContext"
+            )
+        return result
+
+
+# -- the simple decorators' form ---------------------------------------------------------
+
+#: ``async (text, ctx) -> text`` — ``@app.request_middleware`` / ``@app.response_middleware``.
+TextMiddleware = Callable[[str, MiddlewareContext], Awaitable[str]]
+#: ``(pcm16: bytes) -> bytes`` at the engine's input rate.
+AudioPreprocessor = Callable[[bytes], bytes]
+
+
+class TextTransform:
+    """A :data:`TextMiddleware` function as a chain link: it transforms, then calls next."""
+
+    def __init__(self, fn: TextMiddleware) -> None:
+        if not inspect.iscoroutinefunction(fn):
+            raise ConfigError(
+                f"{getattr(fn, '__name__', fn)!r} must be an async function (text, ctx) -> text",
+                field="middleware",
+            )
+        self.fn = fn
+
+    def __repr__(self) -> str:
+        return f"TextTransform({getattr(self.fn, '__name__', self.fn)!r})"
+
+    async def process(self, context: MiddlewareContext, next: Next) -> MiddlewareContext:
+        text = await self.fn(context.text, context)
+        if not isinstance(text, str):
+            raise MiddlewareError(f"{self!r} returned {type(text).__name__}, not str")
+        context.text = text
+        return await next(context)
+
+
+class TextPipeline:
+    """One conversation's request and response chains as the engines' text hooks
+    (:mod:`parley.engines.text_hooks`)."""
+
+    def __init__(
+        self,
+        request: Sequence[Middleware],
+        response: Sequence[Middleware],
+        *,
+        conversation_id: str = "",
+        user_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        token: str | None = None,
+        context: Callable[[], Mapping[str, str]] | None = None,
+    ) -> None:
+        self._request = MiddlewareChain(request)
+        self._response = MiddlewareChain(response)
+        self.conversation_id = conversation_id
+        self.user_id = user_id
+        self.metadata = dict(metadata or {})
+        self.token = token
+        self.permissions: set[str] = set()
+        self._context = context
+
+    @property
+    def has_request(self) -> bool:
+        return bool(self._request)
+
+    @property
+    def has_response(self) -> bool:
+        return bool(self._response)
+
+    def context_for(self, text: str, direction: Direction) -> MiddlewareContext:
+        return MiddlewareContext(
+            text=text,
+            direction=direction,
+            conversation_id=self.conversation_id,
+            user_id=self.user_id,
+            metadata=dict(self.metadata),
+            permissions=self.permissions,
+            context=self._context() if self._context is not None else {},
+            token=self.token,
+        )
+
+    async def request(self, text: str) -> str:
+        """The request hook: the user's text → what the model gets."""
+        return (await self._request(self.context_for(text, "request"))).text
+
+    async def response(self, text: str) -> str:
+        """The response hook: one sentence of the model's reply → what is spoken/shown."""
+        return (await self._response(self.context_for(text, "response"))).text
+
+
+class MiddlewareRegistry:
+    """What an app registered; builds each call's :class:`TextPipeline` and audio chain."""
+
+    def __init__(self) -> None:
+        self.request: list[Middleware] = []
+        self.response: list[Middleware] = []
+        self._audio: list[tuple[Callable[..., Any], bool]] = []  # fn, per_call
+
+    def add(self, middleware: Middleware, *, request: bool = True, response: bool = True) -> None:
+        if not isinstance(middleware, Middleware):
+            raise ConfigError(f"{middleware!r} has no process(context, next)", field="middleware")
+        if not request and not response:
+            raise ConfigError("middleware must run on requests, responses or both")
+        if request:
+            self.request.append(middleware)
+        if response:
+            self.response.append(middleware)
+
+    def add_audio(self, fn: Callable[..., Any], *, per_call: bool = False) -> None:
+        """``fn(pcm) -> pcm``, or with ``per_call`` a factory ``fn(sample_rate) -> (pcm) -> pcm``
+        called once per call (for filters that keep state between chunks)."""
+        if inspect.iscoroutinefunction(fn):
+            raise ConfigError(
+                "an audio preprocessor runs per chunk on the hot path and must be a plain "
+                "(synchronous) function bytes -> bytes",
+                field="audio_preprocessor",
+            )
+        self._audio.append((fn, per_call))
+
+    @property
+    def has_text(self) -> bool:
+        return bool(self.request or self.response)
+
+    def pipeline(
+        self,
+        *,
+        conversation_id: str = "",
+        user_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        context: Callable[[], Mapping[str, str]] | None = None,
+    ) -> TextPipeline | None:
+        """The call's text hooks, or None when no text middleware is registered."""
+        if not self.has_text:
+            return None
+        meta = dict(metadata or {})
+        token = meta.get("token")
+        return TextPipeline(
+            self.request,
+            self.response,
+            conversation_id=conversation_id,
+            user_id=user_id,
+            metadata=meta,
+            token=token if isinstance(token, str) else None,
+            context=context,
+        )
+
+    def audio_chain(self, sample_rate: int) -> AudioPreprocessor | None:
+        """The call's audio preprocessing as one function, or None (the zero-cost path)."""
+        if not self._audio:
+            return None
+        steps: list[AudioPreprocessor] = [fn(sample_rate) if per else fn for fn, per in self._audio]
+        if len(steps) == 1:
+            return steps[0]
+
+        def chain(pcm: bytes) -> bytes:
+            for step in steps:
+                pcm = step(pcm)
+            return pcm
+
+        return chain
+
+
+# -- built-ins ---------------------------------------------------------------------------
+
+
+class LoggingMiddleware:
+    """Logs each pass: direction, conversation, length (the text itself only with
+    ``log_text``: it may hold exactly what other middleware is there to remove)."""
+
+    def __init__(
+        self,
+        logger: logging.Logger | None = None,
+        *,
+        level: int = logging.INFO,
+        log_text: bool = False,
+    ) -> None:
+        self.logger = logger or log
+        self.level = level
+        self.log_text = log_text
+
+    async def process(self, context: MiddlewareContext, next: Next) -> MiddlewareContext:
+        what = f": {context.text!r}" if self.log_text else ""
+        self.logger.log(
+            self.level,
+            "%s %s (%d chars)%s",
+            context.conversation_id,
+            context.direction,
+            len(context.text),
+            what,
+        )
+        try:
+            return await next(context)
+        except ParleyError as exc:
+            self.logger.warning(
+                "%s %s refused: %s", context.conversation_id, context.direction, exc
+            )
+            raise
+
+
+class TimingMiddleware:
+    """Times the rest of the chain: ``metadata["timings_ms"][name]``; passes slower than
+    ``slow_ms`` are logged."""
+
+    def __init__(self, name: str = "chain", *, slow_ms: float | None = None) -> None:
+        self.name = name
+        self.slow_ms = slow_ms
+        self.last_ms: float | None = None
+
+    async def process(self, context: MiddlewareContext, next: Next) -> MiddlewareContext:
+        t0 = time.perf_counter()
+        try:
+            return await next(context)
+        finally:
+            ms = (time.perf_counter() - t0) * 1000
+            self.last_ms = ms
+            context.metadata.setdefault("timings_ms", {})[self.name] = ms
+            if self.slow_ms is not None and ms > self.slow_ms:
+                log.warning(
+                    "%s %s middleware took %.1f ms", context.conversation_id, context.direction, ms
+                )
+
+
+PermissionLookup = Callable[[str], Awaitable[Iterable[str] | None]]
+
+
+class TokenAuthMiddleware:
+    """Token → permissions, on requests. The token is the conversation's ``token``
+    metadata (browser ``start`` metadata or ``POST /conversations``); ``tokens`` is a
+    mapping or an async lookup (None = unknown). An unknown or missing token, or one
+    without every ``required`` permission, raises :class:`~parley.errors.AuthError`:
+    the turn is refused, nothing reaches the model. Granted permissions are added to
+    the conversation's ``permissions`` for later middleware and turns."""
+
+    def __init__(
+        self,
+        tokens: Mapping[str, Iterable[str]] | PermissionLookup,
+        *,
+        required: Iterable[str] = (),
+    ) -> None:
+        self._tokens = tokens
+        self.required = frozenset(required)
+
+    async def _lookup(self, token: str) -> frozenset[str] | None:
+        if isinstance(self._tokens, Mapping):
+            perms = self._tokens.get(token)
+        else:
+            perms = await self._tokens(token)
+        return None if perms is None else frozenset(perms)
+
+    async def process(self, context: MiddlewareContext, next: Next) -> MiddlewareContext:
+        if context.direction != "request":
+            return await next(context)
+        token = context.token
+        if not token:
+            raise AuthError("no token: this conversation is not authenticated")
+        perms = await self._lookup(token)
+        if perms is None:
+            raise AuthError("unknown token")
+        missing = self.required - perms
+        if missing:
+            raise AuthError(f"token lacks permission(s): {', '.join(sorted(missing))}")
+        context.permissions.update(perms)
+        return await next(context)
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+class AnalyticsMiddleware:
+    """Counts passes, characters and refusals per direction and times the rest of the
+    chain (the last ``window`` passes per direction). One instance serves every call:
+    :meth:`snapshot` is the app-wide picture."""
+
+    def __init__(self, *, window: int = 1000) -> None:
+        self.counts: Counter[str] = Counter()
+        self.latency_ms: dict[str, deque[float]] = {
+            "request": deque(maxlen=window),
+            "response": deque(maxlen=window),
+        }
+
+    async def process(self, context: MiddlewareContext, next: Next) -> MiddlewareContext:
+        d = context.direction
+        self.counts[d] += 1
+        self.counts[f"{d}_chars"] += len(context.text)
+        t0 = time.perf_counter()
+        try:
+            result = await next(context)
+        except ParleyError:
+            self.counts[f"{d}_errors"] += 1
+            raise
+        finally:
+            self.latency_ms[d].append((time.perf_counter() - t0) * 1000)
+        if not result.text:
+            self.counts[f"{d}_emptied"] += 1
+        return result
+
+    def snapshot(self) -> dict[str, Any]:
+        out: dict[str, Any] = dict(self.counts)
+        for d, values in self.latency_ms.items():
+            if values:
+                out[f"{d}_latency_ms"] = {
+                    "p50": _percentile(values, 0.5),
+                    "p99": _percentile(values, 0.99),
+                    "count": len(values),
+                }
+        return out
+
+
+# -- PII --------------------------------------------------------------------------------
+#
+# Hand-written patterns, because: Presidio needs spaCy models fetched at run time
+# (this server is offline), and libphonenumber's matcher keeps only numbers valid
+# in the national plans, while a redactor must also remove phone-shaped numbers in
+# unassigned ranges. The rules follow the formats' own definitions: NANP area and
+# exchange codes start with 2-9; E.164 has at most 15 digits; card numbers have
+# 13-19 digits and a Luhn check digit; SSNs never have area 000, 666 or 900-999,
+# group 00 or serial 0000.
+
+PIIKind = Literal["email", "card", "ssn", "phone"]
+PII_KINDS: tuple[PIIKind, ...] = ("email", "card", "ssn", "phone")
+_LABELS: dict[str, str] = {
+    "email": "email address",
+    "card": "card number",
+    "ssn": "social security number",
+    "phone": "phone number",
+}
+
+_EMAIL = re.compile(
+    r"(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]*@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,24}(?![\w-])"
+)
+# 13-19 digits, optionally in groups separated by one space or hyphen.
+_CARD = re.compile(r"(?<![\w.-])\d(?:[ -]?\d){12,18}(?![\w-]|\.\d)")
+_SSN = re.compile(r"(?<![\w.-])(\d{3})([- ])(\d{2})\2(\d{4})(?![\w-]|\.\d)")
+# NANP: optional +1, area code (bare or in brackets), exchange, line; one separator style
+# between exchange and line so dates (2024-01-15) and versions (1.2.3) never fit.
+_NANP = re.compile(
+    r"(?<![\w.+-])(?:\+?1[ .-]?)?(?:\(([2-9]\d{2})\)\s?|([2-9]\d{2})([ .-]))"
+    r"([2-9]\d{2})[ .-](\d{4})(?![\w-]|\.\d)"
+)
+# International: a leading + and 8-15 digits in groups.
+_INTL = re.compile(r"(?<![\w+])\+\d{1,3}(?:[ .-]?\(?\d{1,4}\)?){2,6}(?![\w-]|\.\d)")
+
+
+def luhn_valid(digits: str) -> bool:
+    """The Luhn (mod 10) check of a string of digits."""
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+@dataclass(frozen=True, slots=True)
+class PIIMatch:
+    kind: PIIKind
+    start: int
+    end: int
+    text: str
+
+
+def _cards(text: str) -> Iterable[PIIMatch]:
+    for m in _CARD.finditer(text):
+        raw = m.group()
+        seps = {c for c in raw if not c.isdigit()}
+        digits = raw.replace(" ", "").replace("-", "")
+        if len(seps) <= 1 and 13 <= len(digits) <= 19 and luhn_valid(digits):
+            yield PIIMatch("card", m.start(), m.end(), raw)
+
+
+def _ssns(text: str) -> Iterable[PIIMatch]:
+    for m in _SSN.finditer(text):
+        area, group, serial = m.group(1), m.group(3), m.group(4)
+        if area in ("000", "666") or area[0] == "9" or group == "00" or serial == "0000":
+            continue
+        yield PIIMatch("ssn", m.start(), m.end(), m.group())
+
+
+def _phones(text: str) -> Iterable[PIIMatch]:
+    for m in _NANP.finditer(text):
+        sep = m.group(3)
+        if sep is not None and sep != text[m.end(4)]:
+            continue  # 415-555.2671: mixed separators are not a phone number's
+        yield PIIMatch("phone", m.start(), m.end(), m.group())
+    for m in _INTL.finditer(text):
+        digits = sum(c.isdigit() for c in m.group())
+        if 8 <= digits <= 15:
+            yield PIIMatch("phone", m.start(), m.end(), m.group())
+
+
+def find_pii(text: str, kinds: Iterable[PIIKind] = PII_KINDS) -> list[PIIMatch]:
+    """Non-overlapping PII in ``text``, in order; where matches overlap, the kind
+    listed first in :data:`PII_KINDS` wins (an e-mail's digits are not a phone)."""
+    wanted = set(kinds)
+    found: list[PIIMatch] = []
+    if "email" in wanted:
+        found += [PIIMatch("email", m.start(), m.end(), m.group()) for m in _EMAIL.finditer(text)]
+    if "card" in wanted:
+        found += _cards(text)
+    if "ssn" in wanted:
+        found += _ssns(text)
+    if "phone" in wanted:
+        found += _phones(text)
+    rank = {k: i for i, k in enumerate(PII_KINDS)}
+    found.sort(key=lambda p: (rank[p.kind], p.start))
+    taken: list[PIIMatch] = []
+    for p in found:
+        if all(p.end <= q.start or p.start >= q.end for q in taken):
+            taken.append(p)
+    taken.sort(key=lambda p: p.start)
+    return taken
+
+
+def redact_pii(
+    text: str,
+    kinds: Iterable[PIIKind] = PII_KINDS,
+    *,
+    replacement: str = "[redacted {label}]",
+) -> tuple[str, Counter[str]]:
+    """``text`` with each PII match replaced (``{kind}`` / ``{label}`` are filled in),
+    and how many of each kind were replaced."""
+    counts: Counter[str] = Counter()
+    out: list[str] = []
+    pos = 0
+    for p in find_pii(text, kinds):
+        out.append(text[pos : p.start])
+        out.append(replacement.format(kind=p.kind, label=_LABELS[p.kind]))
+        counts[p.kind] += 1
+        pos = p.end
+    out.append(text[pos:])
+    return "".join(out), counts
+
+
+class PIIRedactionMiddleware:
+    """Replaces e-mail addresses, phone numbers, Luhn-valid card numbers and US SSNs.
+    As response middleware on the cascade it removes them from what is spoken; the
+    counts go to ``metadata["pii_redacted"]`` and :attr:`redacted`."""
+
+    def __init__(
+        self,
+        kinds: Iterable[PIIKind] = PII_KINDS,
+        *,
+        replacement: str = "[redacted {label}]",
+    ) -> None:
+        self.kinds = tuple(kinds)
+        unknown = set(self.kinds) - set(PII_KINDS)
+        if unknown:
+            raise ConfigError(f"unknown PII kind(s): {sorted(unknown)}", field="kinds")
+        self.replacement = replacement
+        self.redacted: Counter[str] = Counter()
+
+    async def process(self, context: MiddlewareContext, next: Next) -> MiddlewareContext:
+        text, counts = redact_pii(context.text, self.kinds, replacement=self.replacement)
+        if counts:
+            context.text = text
+            self.redacted.update(counts)
+            context.metadata.setdefault("pii_redacted", Counter()).update(counts)
+        return await next(context)

@@ -1,0 +1,51 @@
+"""REST for guided flows: ``GET /conversations/{id}/progress``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, HTTPException
+from pydantic import BaseModel
+
+from parley.flows.controller import FlowController
+
+__all__ = ["ProgressInfo", "flows_router"]
+
+
+class ProgressInfo(BaseModel):
+    id: str
+    flow: str
+    goal: str
+    phase: str
+    phases_visited: list[str]
+    completed_criteria: dict[str, list[str]]
+    pending_criteria: list[str]
+    observations: dict[str, Any]
+    missing_observations: list[str]
+    percent: float
+    complete: bool
+    turns_in_phase: int
+    turn_budget: int | None
+
+
+def flows_router(
+    lookup: Callable[[str], FlowController | None],
+    exists: Callable[[str], bool] | None = None,
+) -> APIRouter:
+    """``lookup(id)`` gives a call's controller (``FlowRegistry.get``); ``exists(id)``,
+    if given, tells a conversation without a flow (404 saying so) from an unknown one."""
+    router = APIRouter(tags=["flows"])
+
+    @router.get("/conversations/{conversation_id}/progress", response_model=ProgressInfo)
+    async def get_progress(conversation_id: str) -> ProgressInfo:
+        controller = lookup(conversation_id)
+        if controller is None:
+            if exists is not None and exists(conversation_id):
+                detail = f"conversation {conversation_id!r} has no guided flow"
+            else:
+                detail = f"no conversation {conversation_id!r}"
+            raise HTTPException(404, detail=detail)
+        return ProgressInfo(id=conversation_id, **controller.progress().as_dict())
+
+    return router
