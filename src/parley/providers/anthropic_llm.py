@@ -10,8 +10,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import AsyncGenerator, Mapping, Sequence
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 import anthropic
 from anthropic import AsyncAnthropic
@@ -25,6 +24,7 @@ from anthropic.types import (
 
 from parley.errors import ConfigError, LocalProtocolError, ProviderError
 from parley.events import Role, ToolCall
+from parley.providers.client import OwnedClient
 from parley.providers.seams import LLMChunk, Message, ToolSpec
 
 __all__ = [
@@ -129,13 +129,15 @@ def anthropic_tools(tools: Sequence[ToolSpec]) -> list[ToolParam]:
     ]
 
 
-class AnthropicLLM:
+class AnthropicLLM(OwnedClient):
     """Streams a reply from Claude through the Messages API.
 
     The key is read from ``ANTHROPIC_API_KEY`` when ``api_key`` is not given;
     ``base_url`` points it at a proxy or a test server. ``max_tokens`` is required
     by the API; a spoken reply rarely needs many.
     """
+
+    _client: AsyncAnthropic
 
     def __init__(
         self,
@@ -163,22 +165,6 @@ class AnthropicLLM:
                 api_key=key, base_url=base_url, timeout=timeout, max_retries=max_retries
             )
         self._client = client
-
-    async def aclose(self) -> None:
-        """Close the HTTP connection pool (not a ``client`` that was passed in)."""
-        if self._owns_client:
-            await self._client.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def stream(
         self, messages: Sequence[Message], tools: Sequence[ToolSpec] = ()

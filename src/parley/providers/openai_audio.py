@@ -8,56 +8,24 @@ Both work with any server that implements these two endpoints.
 
 from __future__ import annotations
 
-import io
-import wave
 from collections.abc import AsyncGenerator
-from types import TracebackType
-from typing import Literal, Self
+from typing import Literal
 
 import openai
 from openai import AsyncOpenAI, Omit, omit
 
+from parley.audio.wav import wav_bytes
+from parley.providers.client import OwnedClient
 from parley.providers.openai_llm import openai_client, openai_provider_error
 from parley.providers.seams import Transcript
 
-__all__ = ["OPENAI_TTS_SAMPLE_RATE", "OpenAISTT", "OpenAITTS", "pcm16_wav"]
+__all__ = ["OPENAI_TTS_SAMPLE_RATE", "OpenAISTT", "OpenAITTS"]
 
 OPENAI_TTS_SAMPLE_RATE = 24_000  # what response_format="pcm" always is
 
 
-def pcm16_wav(pcm: bytes, sample_rate: int) -> bytes:
-    """Wrap PCM16 mono in a WAV container (the stdlib writer: a 44-byte header)."""
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(sample_rate)
-        wav.writeframes(pcm)
-    return buf.getvalue()
-
-
-class _Closable:
+class OpenAISTT(OwnedClient):
     _client: AsyncOpenAI
-    _owns_client: bool
-
-    async def aclose(self) -> None:
-        """Close the HTTP connection pool (not a ``client`` that was passed in)."""
-        if self._owns_client:
-            await self._client.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-
-class OpenAISTT(_Closable):
     """Transcribes one utterance of PCM16 mono at ``sample_rate`` per request.
 
     ``model`` is ``gpt-4o-mini-transcribe``, ``gpt-4o-transcribe`` or ``whisper-1``
@@ -98,7 +66,7 @@ class OpenAISTT(_Closable):
         try:
             result = await self._client.audio.transcriptions.create(
                 model=self.model,
-                file=("utterance.wav", pcm16_wav(pcm, self._sample_rate), "audio/wav"),
+                file=("utterance.wav", wav_bytes(pcm, self._sample_rate), "audio/wav"),
                 language=language,
                 prompt=prompt,
                 response_format="json",
@@ -118,7 +86,8 @@ Voice = Literal[
 ]
 
 
-class OpenAITTS(_Closable):
+class OpenAITTS(OwnedClient):
+    _client: AsyncOpenAI
     """Streams PCM16 mono at 24 kHz from ``audio.speech`` as it is synthesised.
 
     Chunks are whole samples (an odd byte from the network is held back until its

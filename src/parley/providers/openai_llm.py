@@ -13,8 +13,7 @@ import os
 import uuid
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import openai
 from openai import AsyncOpenAI
@@ -27,6 +26,7 @@ from openai.types.chat import (
 
 from parley.errors import ConfigError, ProviderError
 from parley.events import Role, ToolCall
+from parley.providers.client import OwnedClient
 from parley.providers.seams import LLMChunk, Message, ToolSpec
 
 __all__ = ["OpenAILLM", "openai_client", "openai_messages", "openai_provider_error", "openai_tools"]
@@ -165,7 +165,7 @@ class _CallAssembler:
         return calls
 
 
-class OpenAILLM:
+class OpenAILLM(OwnedClient):
     """Streams a chat completion from an OpenAI-compatible endpoint.
 
     ``base_url`` is the API root including ``/v1`` (``http://localhost:11434/v1``
@@ -173,6 +173,8 @@ class OpenAILLM:
     ``OPENAI_API_KEY`` when ``api_key`` is not given. ``max_retries`` is the SDK's
     own retry of 408/409/429/5xx before a ``ProviderError`` is raised.
     """
+
+    _client: AsyncOpenAI
 
     def __init__(
         self,
@@ -196,22 +198,6 @@ class OpenAILLM:
         self._owns_client = client is None
         self._client = openai_client(client, api_key, base_url, timeout, max_retries)
         self._is_openai = self._client.base_url.host == "api.openai.com"
-
-    async def aclose(self) -> None:
-        """Close the HTTP connection pool (not a ``client`` that was passed in)."""
-        if self._owns_client:
-            await self._client.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def stream(
         self, messages: Sequence[Message], tools: Sequence[ToolSpec] = ()
