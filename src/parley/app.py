@@ -225,7 +225,7 @@ class Parley:
         key: str | None = None,
         roles: tuple[Role, ...] = (Role.USER, Role.ASSISTANT),
         embedder: Embedder | None = None,
-        similarity_threshold: float = 0.6,
+        similarity_threshold: float = 0.5,
         cooldown_seconds: float = 0.0,
     ) -> Callable[[TriggerHandler], TriggerHandler]:
         """``@app.context_trigger(TriggerType.SEMANTIC, keywords=["refund"])`` and the
