@@ -19,18 +19,21 @@ from .app import (
 from .backend import EngineMaker, RealtimeBackend, offline_backend
 from .session import CancellableEngine, RealtimeSession
 from .settings import turn_config
+from .tools import ClientTools, function_specs
 from .usage import estimate_usage
 
 __all__ = [
     "DEFAULT_MODEL",
     "KEY_SUBPROTOCOL_PREFIX",
     "CancellableEngine",
+    "ClientTools",
     "EngineMaker",
     "RealtimeBackend",
     "RealtimeSession",
     "authorized",
     "create_realtime_app",
     "estimate_usage",
+    "function_specs",
     "offline_backend",
     "realtime_route",
     "serve_realtime",

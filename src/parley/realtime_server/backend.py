@@ -40,6 +40,9 @@ class RealtimeBackend:
     voices: tuple[str, ...] = ("default",)
     transcription_model: str = "parley-stt"
     response_start_timeout_s: float = 60.0  # engine silent this long → response failed
+    # A function call the client leaves unanswered this long ends with an error result
+    # to the model (OpenAI has no such limit; a stuck client must not hang the reply).
+    tool_output_timeout_s: float = 120.0
     warmups: tuple[Callable[[], object], ...] = field(default=())
 
     def __post_init__(self) -> None:

@@ -20,7 +20,19 @@ transcript) → ``…input_audio_transcription.completed``; a response becomes
 ``response.output_audio.delta``… → ``response.output_audio.done`` →
 ``response.output_audio_transcript.done`` → ``response.content_part.done`` →
 ``response.output_item.done`` → ``conversation.item.done`` → ``response.done``
-(with the estimated usage of :mod:`parley.realtime_server.usage`).
+(with the estimated usage of :mod:`parley.realtime_server.usage`). The events of
+one response are written by :mod:`parley.realtime_server.responses`.
+
+Function calling (protocols.md §1.6.3) is client-executed: once the client declares
+``tools``, the engine gets a :class:`~parley.realtime_server.tools.ClientTools`
+runner. When the model calls one, the response gets a ``function_call`` item and
+ends (``response.done``, completed); the engine's reply waits in ``run()`` until the
+client's ``function_call_output`` (matching ``call_id``) *and* a ``response.create``
+arrive, and the model's continuation streams as that new response. An output for a
+call that is not waiting (nor in the conversation) is an ``invalid_tool_call_id``
+error. A call left unanswered for ``RealtimeBackend.tool_output_timeout_s`` (120 s by
+default) ends with a ``function_call_output_timeout`` error to the client and an error
+result to the model, whose continuation the server streams as a response of its own.
 
 Differences from OpenAI, by design: transcription always runs (the engine needs
 the words); ``transcription: null`` only silences its events. A response with no
@@ -35,10 +47,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import math
-import secrets
 from collections.abc import AsyncIterator, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import msgspec
@@ -51,6 +63,8 @@ from parley.events import (
     ResponseDone,
     ResponseStarted,
     TextDelta,
+    ToolCall,
+    ToolResult,
 )
 from parley.protocols.openai_realtime import (
     AudioConfig,
@@ -76,43 +90,27 @@ from parley.protocols.openai_realtime import (
     InputAudioBufferSpeechStopped,
     InputAudioTranscriptionCompleted,
     InputAudioTranscriptionFailed,
-    Part,
     RealtimeAudioFormat,
     RealtimeErrorEvent,
-    RealtimeResponse,
     ResponseAudio,
     ResponseAudioOutput,
     ResponseCancel,
-    ResponseContentPartAdded,
-    ResponseContentPartDone,
     ResponseCreate,
-    ResponseCreated,
-    ResponseOutputAudioDelta,
-    ResponseOutputAudioDone,
-    ResponseOutputAudioTranscriptDelta,
-    ResponseOutputAudioTranscriptDone,
-    ResponseOutputItemAdded,
-    ResponseOutputItemDone,
-    ResponseOutputTextDelta,
-    ResponseOutputTextDone,
     ResponseParams,
-    ResponseUsage,
     ServerEvent,
     Session,
     SessionCreated,
     SessionUpdate,
     SessionUpdated,
-    StatusDetails,
+    Tool,
     TranscriptionUsage,
     TurnDetection,
     UnknownClientEvent,
-    encode_audio,
     merge_session,
     parse_client_event,
 )
-from parley.protocols.openai_realtime import ResponseDone as WireResponseDone
 from parley.providers.models import run_blocking
-from parley.providers.seams import Transcript, VADStream
+from parley.providers.seams import ToolSpec, Transcript, VADStream
 from parley.turns import (
     SpeechPaused,
     SpeechResumed,
@@ -125,6 +123,7 @@ from parley.turns import (
 
 from .audio_io import InboundAudio, OutboundAudio
 from .backend import RealtimeBackend
+from .responses import DELTA_MS, PendingCall, ResponseRecord, ResponseWriter, new_id
 from .settings import (
     audio_in,
     audio_out,
@@ -133,16 +132,19 @@ from .settings import (
     format_or_default,
     turn_config,
 )
-from .usage import InputPiece, estimate_usage
+from .tools import ClientTools, function_specs
 
-__all__ = ["CancellableEngine", "RealtimeSession"]
+__all__ = ["DELTA_MS", "CancellableEngine", "RealtimeSession"]
+
+_Response = ResponseRecord
+#: How long ``run()`` waits for the pump to show the engine's ToolCall event (so the
+#: text before the call is out first); engines that emit none get the call anyway.
+_CALL_SEEN_TIMEOUT_S = 2.0
 
 #: Shortest commit OpenAI accepts (protocols.md §1.11).
 MIN_COMMIT_MS = 100.0
 #: Most input audio kept uncommitted; older audio is dropped (and counted).
 MAX_BUFFER_MS = 120_000.0
-#: Audio deltas are cut to at most this much audio, so a client can play as it receives.
-DELTA_MS = 200.0
 
 
 @runtime_checkable
@@ -168,30 +170,6 @@ class _Item:
     @property
     def id(self) -> str:
         return self.item.id if isinstance(self.item.id, str) else ""
-
-
-@dataclass(slots=True)
-class _Response:
-    id: str
-    item_id: str
-    modalities: list[Literal["text", "audio"]]
-    out: OutboundAudio
-    in_conversation: bool
-    instructions: str | None  # a per-response override
-    inputs: list[str] | None  # texts of ``response.input``, when given
-    state: Literal["queued", "active", "done"] = "queued"
-    cancel_reason: str | None = None
-    engine_id: str | None = None
-    text: list[str] = field(default_factory=list)
-    audio_ms: float = 0.0
-    input_pieces: list[InputPiece] = field(default_factory=list)
-    input_instructions: str = ""
-    bound: asyncio.Event = field(default_factory=asyncio.Event)
-    done: asyncio.Event = field(default_factory=asyncio.Event)
-
-    @property
-    def audio(self) -> bool:
-        return "audio" in self.modalities
 
 
 @dataclass(slots=True)
@@ -241,6 +219,16 @@ class RealtimeSession:
         self._by_engine: dict[str, _Response] = {}
         self._out_format = format_or_default(audio_out(self._session).format)
         self._instructions = ""
+        self._writer = ResponseWriter(
+            self._emit, self._eid, self._voice, self._model_item_added, self._model_item_done
+        )
+        # client-executed tools (tools.py): given to the engine once the client declares any
+        self._tools = ClientTools(self._tool_specs, self._on_tool_call)
+        self._tools_given = False
+        self._calls: dict[str, PendingCall] = {}  # call_id → unanswered call
+        self._seen: dict[str, asyncio.Future[PendingCall | None]] = {}  # run() waiting on pump
+        self._orphans: dict[str, None] = {}  # calls made while no response was live
+        self._expired: set[str] = set()  # calls whose answer timed out
         self._configure_turns()
         self._out.put_nowait(self._session_event(SessionCreated))
 
@@ -387,7 +375,29 @@ class RealtimeSession:
         if instructions != self._instructions:
             self._instructions = instructions
             await self._engine.update(instructions=instructions)
+        if (new.tools, new.tool_choice) != (old.tools, old.tool_choice):
+            await self._give_tools()
         await self._emit(self._session_event(SessionUpdated))
+
+    async def _give_tools(self) -> None:
+        # Only once the client declares tools: an engine's own tools stay until then.
+        if self._tools_given or self._tool_specs():
+            self._tools_given = True
+            await self._engine.update(tools=self._tools)
+
+    def _tool_specs(self) -> tuple[ToolSpec, ...]:
+        rec = self._current
+        tools = self._session.tools if isinstance(self._session.tools, list) else []
+        choice: object = self._session.tool_choice
+        if rec is not None and rec.tools is not None:
+            tools = rec.tools
+        if rec is not None and rec.tool_choice is not None:
+            choice = rec.tool_choice
+        return function_specs(tools, choice)
+
+    def _voice(self) -> str | None:
+        voice = audio_out(self._session).voice
+        return voice if isinstance(voice, str) else None
 
     def _session_event(
         self, cls: type[SessionCreated] | type[SessionUpdated]
@@ -457,7 +467,7 @@ class RealtimeSession:
         off = self._detector_offset_ms
         if isinstance(signal, SpeechStarted):
             self._drop_speculation()
-            self._vad_item = _new_id("item")
+            self._vad_item = new_id("item")
             prefix = self._detector.config.prefix_padding_ms if self._detector else 0.0
             start = max(0.0, signal.audio_ms - prefix) + off
             await self._emit(
@@ -474,7 +484,7 @@ class RealtimeSession:
         elif isinstance(signal, SpeechResumed):
             self._drop_speculation()
         elif isinstance(signal, TurnEnded):
-            item_id = self._vad_item or _new_id("item")
+            item_id = self._vad_item or new_id("item")
             self._vad_item = None
             await self._emit(
                 InputAudioBufferSpeechStopped(
@@ -507,7 +517,7 @@ class RealtimeSession:
             )
         audio = bytes(self._buffer)
         self._buffer.clear()
-        item_id = self._vad_item or _new_id("item")
+        item_id = self._vad_item or new_id("item")
         self._reset_turns()  # the committed audio must not end a VAD turn later as well
         await self._commit(item_id, audio, None)
 
@@ -637,7 +647,8 @@ class RealtimeSession:
                 raise RemoteProtocolError(
                     "item.content: assistant audio items cannot be created", code="invalid_value"
                 )
-        item_id = item.id if isinstance(item.id, str) and item.id else _new_id("item")
+        pending = self._check_output(item) if item.type == "function_call_output" else None
+        item_id = item.id if isinstance(item.id, str) and item.id else new_id("item")
         if self._lookup(item_id) is not None:
             raise RemoteProtocolError(
                 f"item.id: an item with id '{item_id}' already exists", code="invalid_value"
@@ -661,14 +672,55 @@ class RealtimeSession:
         await self._emit(
             ConversationItemDone(event_id=self._eid(), item=stored, previous_item_id=previous)
         )
+        if pending is not None:
+            # The answer to a waiting call: the engine gets it as the tool result when
+            # the next response.create asks for the continuation (§1.6.3).
+            entry.sent = True
+            output = stored.output if isinstance(stored.output, str) else ""
+            pending.result = ToolResult(pending.call_id, pending.call.name, output)
+            pending.output_item_id = item_id
         # Words that are not the user's go to the engine as context, not as a turn.
-        if not (item.type == "message" and item.role == "user"):
+        elif not (item.type == "message" and item.role == "user"):
             entry.sent = True
             await self._engine.inject_context(f"item:{item_id}", _describe(stored))
+
+    def _check_output(self, item: ConversationItem) -> PendingCall | None:
+        """The waiting call a ``function_call_output`` answers (None: one already in
+        the conversation, e.g. a client re-seeding its history); else an error."""
+        call_id = item.call_id
+        if not isinstance(call_id, str) or not call_id:
+            raise RemoteProtocolError(
+                "item.call_id: a function_call_output needs the call_id of its function_call",
+                code="missing_required_parameter",
+            )
+        pending = self._calls.get(call_id)
+        if pending is not None:
+            if pending.result is not None:
+                raise RemoteProtocolError(
+                    f"item.call_id: tool call ID '{call_id}' already has an output.",
+                    code="invalid_tool_call_id",
+                )
+            return pending
+        if call_id in self._expired:
+            raise RemoteProtocolError(
+                f"Tool call ID '{call_id}' is no longer waiting: no output came within "
+                f"{self._backend.tool_output_timeout_s:g} s and the model was told it failed.",
+                code="invalid_tool_call_id",
+            )
+        for entry in self._items:
+            if entry.item.type == "function_call" and entry.item.call_id == call_id:
+                return None
+        # OpenAI's own code and wording for this case (livekit/agents#3344).
+        raise RemoteProtocolError(
+            f"Tool call ID '{call_id}' not found in conversation.", code="invalid_tool_call_id"
+        )
 
     async def _delete_item(self, item_id: str) -> None:
         entry = self._find(item_id)
         self._items.remove(entry)
+        for pending in self._calls.values():
+            if pending.output_item_id == item_id and not pending.future.done():
+                pending.result = pending.output_item_id = None  # the answer was taken back
         if entry.sent and not (entry.item.type == "message" and entry.item.role == "user"):
             await self._engine.inject_context(f"item:{item_id}", "")
         await self._emit(ConversationItemDeleted(event_id=self._eid(), item_id=item_id))
@@ -743,9 +795,16 @@ class RealtimeSession:
                     inputs.append(self._find(it.id).item.text)
                 else:
                     inputs.append(it.text)
+        tools: list[Tool] | None = None
+        choice: str | dict[str, object] | None = None
+        if params is not None:
+            if isinstance(params.tools, list):
+                tools = list(params.tools)
+            if isinstance(params.tool_choice, str | dict):
+                choice = params.tool_choice
         rec = _Response(
-            id=_new_id("resp"),
-            item_id=_new_id("item"),
+            id=new_id("resp"),
+            item_id=new_id("item"),
             modalities=mods,
             out=OutboundAudio(out_fmt),
             in_conversation=in_conversation,
@@ -753,77 +812,68 @@ class RealtimeSession:
             if params is not None and isinstance(params.instructions, str)
             else None,
             inputs=inputs,
+            tools=tools,
+            tool_choice=choice,
         )
         if in_conversation:
             self._response = rec
         self._jobs.put_nowait(rec)
 
-    def _response_object(
-        self,
-        rec: _Response,
-        status: Literal["in_progress", "completed", "cancelled", "failed"],
-        output: list[ConversationItem],
-        usage: ResponseUsage | None = None,
-    ) -> RealtimeResponse:
-        details: StatusDetails | None = None
-        if status == "cancelled":
-            details = StatusDetails(type="cancelled", reason=rec.cancel_reason)
-        elif status == "failed":
-            details = StatusDetails(type="failed", error={"type": "server_error"})
-        out_voice = audio_out(self._session).voice
-        return RealtimeResponse(
-            id=rec.id,
-            object="realtime.response",
-            status=status,
-            status_details=details,
-            output=output,
-            conversation_id="conv_default" if rec.in_conversation else None,
-            output_modalities=rec.modalities,
-            max_output_tokens="inf",
-            audio=ResponseAudio(
-                output=ResponseAudioOutput(
-                    format=rec.out.format, voice=out_voice if isinstance(out_voice, str) else None
-                )
-            ),
-            metadata=None,
-            usage=usage,
-        )
+    def _answered(self, rec: _Response) -> list[PendingCall]:
+        """The waiting calls this response delivers the client's outputs for."""
+        if rec.resume:
+            return rec.resume
+        if not rec.in_conversation or rec.inputs is not None:
+            return []
+        return [p for p in self._calls.values() if p.result is not None and not p.future.done()]
 
     async def _run_response(self, rec: _Response) -> None:
         rec.input_instructions = (
             rec.instructions if rec.instructions is not None else self._instructions
         )
+        answered = self._answered(rec)
+        texts: list[str] = []
         if rec.inputs is not None:
             rec.input_pieces = [(t, 0.0, 0.0) for t in rec.inputs]
             texts = [t for t in rec.inputs if t.strip()]
         else:
             rec.input_pieces = [
-                (e.item.text, e.user_audio_ms, e.assistant_audio_ms) for e in self._items
+                (_piece_text(e.item), e.user_audio_ms, e.assistant_audio_ms) for e in self._items
             ]
-            texts = []
-            for entry in self._items:
+            # A continuation answers the engine's waiting reply; new user words would
+            # start another reply (and cut this one off), so they wait for the next.
+            for entry in self._items if not answered else ():
                 if not entry.sent and entry.item.type == "message" and entry.item.role == "user":
                     entry.sent = True
                     if entry.item.text.strip():
                         texts.append(entry.item.text.strip())
-        await self._emit(
-            ResponseCreated(
-                event_id=self._eid(), response=self._response_object(rec, "in_progress", [])
-            )
-        )
+        await self._writer.created(rec)
         if rec.cancel_reason is not None:
             await self._finish(rec, "cancelled")
             return
-        if not texts:
+        if not texts and not answered:
             await self._finish(rec, "completed")
             return
         rec.state = "active"
         self._current = rec
         override = rec.instructions is not None and rec.instructions != self._instructions
+        tools_override = rec.tools is not None or rec.tool_choice is not None
         try:
             if override:
                 await self._engine.update(instructions=rec.instructions)
-            await self._engine.send_text("\n".join(texts))
+            if tools_override:
+                await self._give_tools()
+            if answered:
+                # The engine's reply goes on where it stopped: its events are this one's.
+                rec.resume = answered
+                self._by_engine = {p.engine_id: rec for p in answered if p.engine_id}
+                rec.engine_id = next(iter(self._by_engine), None)
+                rec.bound.set()
+                for pending in answered:
+                    if pending.result is not None and not pending.future.done():
+                        pending.future.set_result(pending.result)
+            else:
+                await self._engine.send_text("\n".join(texts))
             try:
                 async with asyncio.timeout(self._backend.response_start_timeout_s):
                     await rec.bound.wait()
@@ -832,10 +882,12 @@ class RealtimeSession:
                 await self._finish(rec, "failed")
             await rec.done.wait()
         finally:
-            if override:
-                await self._engine.update(instructions=self._instructions)
             if self._current is rec:
                 self._current = None
+            if override:
+                await self._engine.update(instructions=self._instructions)
+            if tools_override:
+                await self._give_tools()
 
     async def _cancel(self, reason: str, response_id: str | None) -> bool:
         rec = self._response
@@ -851,6 +903,112 @@ class RealtimeSession:
             await self._engine.cancel_response(rec.engine_id)
         await self._finish(rec, "cancelled")
         return True
+
+    async def _finish(
+        self, rec: _Response, status: Literal["completed", "cancelled", "failed"]
+    ) -> None:
+        if rec.state == "done":
+            return
+        rec.state = "done"
+        await self._writer.done(rec, status)
+        if self._response is rec:
+            self._response = None
+        rec.bound.set()
+        rec.done.set()
+
+    # -- client-executed function calls (tools.py, protocols.md §1.6.3) ---------------------
+
+    async def _on_tool_call(self, call: ToolCall) -> ToolResult:
+        """The engine's model called a client tool: the call goes to the client, the
+        response ends, and the engine waits here for the client's output."""
+        pending = self._calls.get(call.call_id)
+        if pending is None and call.call_id not in self._orphans:
+            # The engine emits its ToolCall event just before this; wait until the pump
+            # has shown it (and everything said before it) to the client.
+            seen: asyncio.Future[PendingCall | None] = asyncio.get_running_loop().create_future()
+            self._seen[call.call_id] = seen
+            try:
+                async with asyncio.timeout(_CALL_SEEN_TIMEOUT_S):
+                    pending = await seen
+            except TimeoutError:  # an engine without ToolCall events
+                pending = await self._show_call(call)
+            finally:
+                self._seen.pop(call.call_id, None)
+        self._orphans.pop(call.call_id, None)
+        if pending is None:
+            return ToolResult(
+                call.call_id,
+                call.name,
+                json.dumps({"error": "the response was cancelled before the call was made"}),
+                is_error=True,
+            )
+        owner = pending.response
+        if owner is not None and owner.state == "active":
+            # The response ends here; the client runs the function, then asks on.
+            await self._finish(owner, "completed")
+        try:
+            try:
+                async with asyncio.timeout(self._backend.tool_output_timeout_s):
+                    return await asyncio.shield(pending.future)
+            except TimeoutError:
+                if pending.result is None:  # answered but not yet asked on: keep waiting
+                    await self._expire(pending)
+                return await pending.future
+        finally:
+            self._calls.pop(call.call_id, None)
+
+    async def _show_call(self, call: ToolCall) -> PendingCall | None:
+        """Emit the function call item in the live response; None if none is live."""
+        rec = self._current
+        if rec is None or rec.state != "active":
+            return None
+        pending = PendingCall(
+            call=call,
+            item_id=new_id("item"),
+            engine_id=rec.engine_id,
+            future=asyncio.get_running_loop().create_future(),
+            response=rec,
+        )
+        self._calls[call.call_id] = pending
+        await self._writer.function_call(rec, call, pending.item_id)
+        return pending
+
+    async def _expire(self, pending: PendingCall) -> None:
+        """No output in time: the model is told the call failed, the client is told why,
+        and the model's continuation streams as a response the server starts."""
+        self._calls.pop(pending.call_id, None)
+        self._expired.add(pending.call_id)  # a late output is refused
+        timeout = self._backend.tool_output_timeout_s
+        message = (
+            f"No function_call_output for call_id '{pending.call_id}' ({pending.call.name}) "
+            f"within {timeout:g} s; the model was told the call failed."
+        )
+        await self._emit_error(
+            "function_call_output_timeout", message, kind="invalid_request_error"
+        )
+        pending.result = ToolResult(
+            pending.call_id,
+            pending.call.name,
+            json.dumps({"error": "the client did not return the function's output in time"}),
+            is_error=True,
+        )
+        if self._response is None and not self._closed:
+            session_mods = self._session.output_modalities
+            rec = _Response(
+                id=new_id("resp"),
+                item_id=new_id("item"),
+                modalities=list(session_mods) if isinstance(session_mods, list) else ["audio"],
+                out=OutboundAudio(self._out_format),
+                in_conversation=True,
+                instructions=None,
+                inputs=None,
+                resume=[pending],
+            )
+            self._response = rec
+            self._jobs.put_nowait(rec)
+        elif not pending.future.done():
+            # The client is busy with another response: the continuation goes unheard.
+            pending.future.set_result(pending.result)
 
     # -- engine events → server events ----------------------------------------------------
 
@@ -870,24 +1028,34 @@ class RealtimeSession:
         if isinstance(event, AudioDelta):
             rec = self._live(event.response_id)
             if rec is not None and rec.audio and event.encoding == "pcm16":
-                await self._send_audio(rec, rec.out.convert(event.audio, event.sample_rate))
+                await self._writer.audio(rec, rec.out.convert(event.audio, event.sample_rate))
         elif isinstance(event, TextDelta):
             rec = self._live(event.response_id)
-            if rec is not None and event.text:
-                rec.text.append(event.text)
-                await self._emit(self._text_delta(rec, event.text))
+            if rec is not None:
+                await self._writer.text(rec, event.text)
+        elif isinstance(event, ToolCall):
+            pending = await self._show_call(event)
+            if pending is None:
+                self._orphans[event.call_id] = None
+            seen = self._seen.get(event.call_id)
+            if seen is not None and not seen.done():
+                seen.set_result(pending)
         elif isinstance(event, ResponseStarted):
             rec = self._current
-            if rec is not None and rec.state == "active" and rec.engine_id is None:
-                rec.engine_id = event.response_id
-                self._by_engine = {event.response_id: rec}
-                await self._start_output(rec)
-                rec.bound.set()
+            if rec is not None and rec.state == "active":
+                if rec.engine_id is None:
+                    rec.engine_id = event.response_id
+                    self._by_engine = {event.response_id: rec}
+                    rec.bound.set()
+                elif rec.resume:
+                    # An engine that answers a tool result with a new reply of its own
+                    # (the realtime engine): that reply continues this response.
+                    self._by_engine[event.response_id] = rec
         elif isinstance(event, ResponseDone):
             rec = self._live(event.response_id)
             if rec is not None:
-                if not rec.text and event.text:
-                    rec.text.append(event.text)
+                if not rec.text and not rec.outputs and not rec.resume and event.text:
+                    await self._writer.text(rec, event.text)  # an engine without TextDelta
                 status: Literal["completed", "cancelled", "failed"] = (
                     "failed"
                     if event.status == "failed"
@@ -897,170 +1065,20 @@ class RealtimeSession:
         elif isinstance(event, ErrorEvent):
             await self._emit_error(event.code, event.message, kind="server_error")
 
-    def _text_delta(
-        self, rec: _Response, text: str
-    ) -> ResponseOutputAudioTranscriptDelta | ResponseOutputTextDelta:
-        cls = ResponseOutputAudioTranscriptDelta if rec.audio else ResponseOutputTextDelta
-        return cls(
-            event_id=self._eid(),
-            response_id=rec.id,
-            item_id=rec.item_id,
-            output_index=0,
-            content_index=0,
-            delta=text,
-        )
+    # -- the conversation side of the response writer ---------------------------------------
 
-    async def _send_audio(self, rec: _Response, wire: bytes) -> None:
-        fmt = rec.out.format
-        width = 2 if fmt.encoding == "pcm16" else 1
-        step = int(fmt.sample_rate * DELTA_MS / 1000) * width
-        for i in range(0, len(wire), step):
-            chunk = wire[i : i + step]
-            rec.audio_ms += len(chunk) / width / fmt.sample_rate * 1000
-            await self._emit(
-                ResponseOutputAudioDelta(
-                    event_id=self._eid(),
-                    response_id=rec.id,
-                    item_id=rec.item_id,
-                    output_index=0,
-                    content_index=0,
-                    delta=encode_audio(chunk),
-                )
-            )
+    def _model_item_added(self, item: ConversationItem) -> str | None:
+        entry = _Item(item, sent=True)
+        self._items.append(entry)
+        return self._previous(entry)
 
-    def _assistant_item(
-        self, rec: _Response, status: Literal["in_progress", "completed", "incomplete"]
-    ) -> ConversationItem:
-        text = "".join(rec.text).strip()
-        content: list[ContentPart] = []
-        if status != "in_progress":
-            content = [
-                ContentPart(type="output_audio", transcript=text)
-                if rec.audio
-                else ContentPart(type="output_text", text=text)
-            ]
-        return ConversationItem(
-            type="message",
-            id=rec.item_id,
-            object="realtime.item",
-            status=status,
-            role="assistant",
-            content=content,
-        )
-
-    def _part(self, rec: _Response, text: str) -> Part:
-        return Part(type="audio", transcript=text) if rec.audio else Part(type="text", text=text)
-
-    async def _start_output(self, rec: _Response) -> None:
-        item = self._assistant_item(rec, "in_progress")
-        await self._emit(
-            ResponseOutputItemAdded(
-                event_id=self._eid(), response_id=rec.id, output_index=0, item=item
-            )
-        )
-        if rec.in_conversation:
-            entry = _Item(item, sent=True)
-            self._items.append(entry)
-            await self._emit(
-                ConversationItemAdded(
-                    event_id=self._eid(), item=item, previous_item_id=self._previous(entry)
-                )
-            )
-        await self._emit(
-            ResponseContentPartAdded(
-                event_id=self._eid(),
-                response_id=rec.id,
-                item_id=rec.item_id,
-                output_index=0,
-                content_index=0,
-                part=self._part(rec, ""),
-            )
-        )
-
-    async def _finish(
-        self, rec: _Response, status: Literal["completed", "cancelled", "failed"]
-    ) -> None:
-        if rec.state == "done":
-            return
-        rec.state = "done"
-        output: list[ConversationItem] = []
-        text = "".join(rec.text).strip()
-        if rec.engine_id is not None:
-            r, it = rec.id, rec.item_id
-            if rec.audio:
-                if status == "completed":
-                    tail = rec.out.flush()
-                    if tail:
-                        await self._send_audio(rec, tail)
-                await self._emit(
-                    ResponseOutputAudioDone(
-                        event_id=self._eid(),
-                        response_id=r,
-                        item_id=it,
-                        output_index=0,
-                        content_index=0,
-                    )
-                )
-                await self._emit(
-                    ResponseOutputAudioTranscriptDone(
-                        event_id=self._eid(),
-                        transcript=text,
-                        response_id=r,
-                        item_id=it,
-                        output_index=0,
-                        content_index=0,
-                    )
-                )
-            else:
-                await self._emit(
-                    ResponseOutputTextDone(
-                        event_id=self._eid(),
-                        text=text,
-                        response_id=r,
-                        item_id=it,
-                        output_index=0,
-                        content_index=0,
-                    )
-                )
-            await self._emit(
-                ResponseContentPartDone(
-                    event_id=self._eid(),
-                    part=self._part(rec, text),
-                    response_id=r,
-                    item_id=it,
-                    output_index=0,
-                    content_index=0,
-                )
-            )
-            item = self._assistant_item(rec, "completed" if status == "completed" else "incomplete")
-            output.append(item)
-            await self._emit(
-                ResponseOutputItemDone(
-                    event_id=self._eid(), response_id=rec.id, output_index=0, item=item
-                )
-            )
-            entry = self._lookup(rec.item_id) if rec.in_conversation else None
-            if entry is not None:
-                entry.item = item
-                entry.assistant_audio_ms = rec.audio_ms
-                await self._emit(
-                    ConversationItemDone(
-                        event_id=self._eid(), item=item, previous_item_id=self._previous(entry)
-                    )
-                )
-        usage = estimate_usage(rec.input_instructions, rec.input_pieces, text, rec.audio_ms)
-        await self._emit(
-            WireResponseDone(
-                event_id=self._eid(),
-                response=self._response_object(
-                    rec, status, output, ResponseUsage.from_usage(usage)
-                ),
-            )
-        )
-        if self._response is rec:
-            self._response = None
-        rec.bound.set()
-        rec.done.set()
+    def _model_item_done(self, item: ConversationItem, audio_ms: float) -> tuple[bool, str | None]:
+        entry = self._lookup(item.id) if isinstance(item.id, str) else None
+        if entry is None:
+            return False, None  # deleted meanwhile
+        entry.item = item
+        entry.assistant_audio_ms = audio_ms
+        return True, self._previous(entry)
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -1089,8 +1107,13 @@ def _score(stream: VADStream, frames: list[bytes]) -> list[float]:
     return [stream.probability(f) for f in frames]
 
 
-def _new_id(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_hex(10)}"
+def _piece_text(item: ConversationItem) -> str:
+    """What an item adds to the model's input text (for the usage estimate)."""
+    if item.type == "function_call":
+        return f"{item.name}{item.arguments}" if isinstance(item.arguments, str) else ""
+    if item.type == "function_call_output":
+        return item.output if isinstance(item.output, str) else ""
+    return item.text
 
 
 def _describe(item: ConversationItem) -> str:
