@@ -32,6 +32,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 from parley.endpointing import EndpointConfig, EndpointPolicy
+from parley.engines.playback import estimated_played_ms, still_playing
 from parley.engines.seams import ToolRunner
 from parley.engines.text_hooks import HeldSplitter, TextHook
 from parley.errors import AuthError, ConfigError, ParleyError, ProviderError, RateLimited
@@ -143,15 +144,12 @@ class _Response:
     tts_first_byte_ms: float | None = None
 
     def estimated_played_ms(self, now: float) -> float:
-        if self.played_ms is not None:
-            return min(self.played_ms, self.audio_ms)
-        if self.first_audio_t is None:
-            return 0.0
-        # No report from the transport: assume it plays in real time from the first chunk.
-        return min(self.audio_ms, (now - self.first_audio_t) * 1000)
+        return estimated_played_ms(self.audio_ms, self.played_ms, self.first_audio_t, now)
 
     def playing(self, now: float) -> bool:
-        return self.generating or self.estimated_played_ms(now) < self.audio_ms - 1.0
+        return still_playing(
+            self.generating, self.audio_ms, self.played_ms, self.first_audio_t, now
+        )
 
     def played_text(self, played_ms: float) -> str:
         heard: list[str] = []

@@ -38,6 +38,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from parley.audio.format import AudioFormat
+from parley.engines.playback import estimated_played_ms, still_playing
 from parley.engines.seams import ToolRunner
 from parley.engines.text_hooks import HeldSplitter, TextHook
 from parley.errors import AuthError, ConfigError, ParleyError, ProviderError, RemoteProtocolError
@@ -175,15 +176,12 @@ class _Reply:
     splitter: HeldSplitter | None = None
 
     def estimated_played_ms(self, now: float) -> float:
-        if self.played_ms is not None:
-            return min(self.played_ms, self.audio_ms)
-        if self.first_audio_t is None:
-            return 0.0
-        # No report from the transport: assume real-time playback from the first chunk.
-        return min(self.audio_ms, (now - self.first_audio_t) * 1000)
+        return estimated_played_ms(self.audio_ms, self.played_ms, self.first_audio_t, now)
 
     def playing(self, now: float) -> bool:
-        return self.generating or self.estimated_played_ms(now) < self.audio_ms - 1.0
+        return still_playing(
+            self.generating, self.audio_ms, self.played_ms, self.first_audio_t, now
+        )
 
     def heard_text(self, played_ms: float) -> str:
         # The transcript runs ahead of the audio; map heard time onto it
