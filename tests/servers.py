@@ -33,7 +33,14 @@ import uvicorn
 
 from parley.app import Parley
 
-__all__ = ["RunningServer", "ServerProcess", "TwilioPhone", "free_port", "serve_app"]
+__all__ = [
+    "RunningServer",
+    "ServerProcess",
+    "TwilioPhone",
+    "free_port",
+    "serve_app",
+    "serve_asgi",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -66,19 +73,19 @@ class _LoopServer(uvicorn.Server):
 
 
 @contextlib.asynccontextmanager
-async def serve_app(app: Parley) -> AsyncIterator[RunningServer]:
-    """Serve ``app.asgi`` in this process until the block exits."""
+async def serve_asgi(asgi: Any, *, lifespan: str = "off") -> AsyncIterator[int]:
+    """Serve any ASGI app in this process, on this loop, until the block exits;
+    yields the port."""
     # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted sockets only when
     # the listener says it is TCP (else keep-alive requests wait ~40 ms on Nagle).
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
     config = uvicorn.Config(
-        app.asgi,
+        asgi,
         log_config=None,
         log_level="warning",
         access_log=False,
-        lifespan="on",
+        lifespan=lifespan,  # type: ignore[arg-type]
         ws="websockets-sansio",
         timeout_graceful_shutdown=2,
     )
@@ -90,10 +97,17 @@ async def serve_app(app: Parley) -> AsyncIterator[RunningServer]:
                 task.result()
                 raise RuntimeError("server exited during startup")
             await asyncio.sleep(0.005)
-        yield RunningServer(port, app)
+        yield int(sock.getsockname()[1])
     finally:
         server.should_exit = True
         await task
+
+
+@contextlib.asynccontextmanager
+async def serve_app(app: Parley) -> AsyncIterator[RunningServer]:
+    """Serve ``app.asgi`` (lifespan on: warm-up, drain) in this process."""
+    async with serve_asgi(app.asgi, lifespan="on") as port:
+        yield RunningServer(port, app)
 
 
 class ServerProcess:

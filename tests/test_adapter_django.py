@@ -4,13 +4,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
-from collections.abc import AsyncIterator, Generator
-from typing import Any
+from collections.abc import AsyncIterator
 
 import pytest
-import uvicorn
 import websockets
 
 from parley.app import Parley
@@ -24,7 +20,7 @@ from parley.protocols.browser import (
     encode_client_message,
     parse_server_frame,
 )
-from servers import TwilioPhone
+from servers import TwilioPhone, serve_asgi
 
 
 def _configure_django() -> None:
@@ -36,34 +32,6 @@ def _configure_django() -> None:
     if not settings.configured:
         settings.configure(INSTALLED_APPS=[], DATABASES={}, USE_TZ=True)
         django.setup()
-
-
-class _Server(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield  # leave the test process's signal handlers alone
-
-
-@contextlib.asynccontextmanager
-async def serve_asgi(asgi: Any) -> AsyncIterator[int]:
-    """Serve an ASGI app on a free 127.0.0.1 port on this loop; yields the port."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(
-        asgi, log_config=None, log_level="warning", lifespan="off", ws="websockets-sansio"
-    )
-    server = _Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-                raise RuntimeError("server exited during startup")
-            await asyncio.sleep(0.005)
-        yield sock.getsockname()[1]
-    finally:
-        server.should_exit = True
-        await task
 
 
 @pytest.fixture

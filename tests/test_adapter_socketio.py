@@ -6,13 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import socketio  # type: ignore[import-untyped]
-import uvicorn
 
 from parley.app import Parley
 from parley.config import EngineKind, ParleySettings
@@ -24,36 +22,9 @@ from parley.protocols.browser import (
     parse_server_frame,
 )
 from parley.transports.socketio import DEFAULT_NAMESPACE, ParleyNamespace, parley_socketio_server
+from servers import serve_asgi
 
 NS = DEFAULT_NAMESPACE
-
-
-class _Server(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield  # leave the test process's signal handlers alone
-
-
-@contextlib.asynccontextmanager
-async def serve_asgi(asgi: Any) -> AsyncIterator[int]:
-    """Serve an ASGI app on a free 127.0.0.1 port on this loop; yields the port."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(
-        asgi, log_config=None, log_level="warning", lifespan="off", ws="websockets-sansio"
-    )
-    server = _Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-                raise RuntimeError("server exited during startup")
-            await asyncio.sleep(0.005)
-        yield sock.getsockname()[1]
-    finally:
-        server.should_exit = True
-        await task
 
 
 class Client:
