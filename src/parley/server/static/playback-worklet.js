@@ -11,44 +11,7 @@
 //                                               once with done: true at the end
 //   {type: "cleared", reports: [{id, ms}], totalMs}   answer to "clear"
 
-// Streaming linear interpolation (a copy of the one in capture-worklet.js; each
-// worklet module is self-contained). Only used when the server's audio rate
-// differs from the AudioContext's, which the page avoids when it can.
-class LinearResampler {
-  constructor(inRate, outRate) {
-    this.step = inRate / outRate;
-    this.t = 0;
-    this.prev = 0;
-    const taps = Math.max(1, Math.round(this.step));
-    this.ring = new Float32Array(taps);
-    this.ringPos = 0;
-    this.ringSum = 0;
-  }
-
-  process(input, emit) {
-    const ring = this.ring;
-    const smoothed = ring.length === 1 ? input : new Float32Array(input.length);
-    if (ring.length > 1) {
-      for (let i = 0; i < input.length; i++) {
-        this.ringSum += input[i] - ring[this.ringPos];
-        ring[this.ringPos] = input[i];
-        this.ringPos = (this.ringPos + 1) % ring.length;
-        smoothed[i] = this.ringSum / ring.length;
-      }
-    }
-    const n = smoothed.length;
-    let t = this.t;
-    while (t <= n - 1) {
-      const i = Math.floor(t);
-      const frac = t - i;
-      const a = i < 0 ? this.prev : smoothed[i];
-      emit(frac === 0 ? a : a + (smoothed[i + 1] - a) * frac);
-      t += this.step;
-    }
-    this.t = t - n;
-    if (n > 0) this.prev = smoothed[n - 1];
-  }
-}
+import { LinearResampler } from "./linear-resampler.js";
 
 class PlaybackProcessor extends AudioWorkletProcessor {
   constructor(options) {
