@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from enum import Enum
 from typing import Any, Literal
@@ -20,7 +20,6 @@ from parley.errors import ConfigError, ProviderError
 from parley.events import (
     AudioDelta,
     ContextInjected,
-    Event,
     Interrupted,
     ResponseDone,
     ResponseStarted,
@@ -32,33 +31,17 @@ from parley.events import (
     UserSpeechStarted,
     UserSpeechStopped,
 )
+from parley.testing.events import EventLog
 from parley.testing.fakes import FakeLLM, FakeSTT, FakeTTS, FakeVAD, silence, tone, tool_call
 from parley.turns import TurnConfig
 
 RATE = 16000
 
 
-class Run:
+class Run(EventLog):
     """An engine running in the background, with every event it emitted so far."""
 
-    def __init__(self, engine: CascadeEngine) -> None:
-        self.engine = engine
-        self.events: list[Event] = []
-        self._changed = asyncio.Event()
-
-    async def collect(self) -> None:
-        async for event in self.engine.events():
-            self.events.append(event)
-            self._changed.set()
-
-    def of(self, kind: type[Any]) -> list[Any]:
-        return [e for e in self.events if isinstance(e, kind)]
-
-    async def until(self, predicate: Callable[[], bool], limit_s: float = 5.0) -> None:
-        async with asyncio.timeout(limit_s):
-            while not predicate():
-                self._changed.clear()
-                await self._changed.wait()
+    engine: CascadeEngine
 
     async def feed(self, pcm: bytes, *, chunk_ms: int = 20, pace: float = 0.0) -> None:
         step = 2 * RATE * chunk_ms // 1000

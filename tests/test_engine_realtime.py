@@ -42,6 +42,7 @@ from parley.protocols.openai_realtime import (
     SessionUpdate,
     TurnDetection,
 )
+from parley.testing.events import EventLog
 from parley.testing.realtime_upstream import (
     RealtimeUpstream,
     ScriptedFunctionCall,
@@ -80,34 +81,17 @@ def config(up: RealtimeUpstream, **kw: Any) -> RealtimeConfig:
     return RealtimeConfig(**base)
 
 
-class Run:
+class Run(EventLog):
     """An engine running in the background, with every event it emitted so far."""
 
-    def __init__(self, engine: RealtimeEngine) -> None:
-        self.engine = engine
-        self.events: list[Event] = []
-        self._changed = asyncio.Event()
-
-    async def pump(self) -> None:
-        async for ev in self.engine.events():
-            self.events.append(ev)
-            self._changed.set()
-
-    def of(self, cls: type[Any]) -> list[Any]:
-        return [e for e in self.events if isinstance(e, cls)]
-
-    async def until(self, pred: Callable[[], bool], limit_s: float = 5.0) -> None:
-        async with asyncio.timeout(limit_s):
-            while not pred():
-                self._changed.clear()
-                await self._changed.wait()
+    engine: RealtimeEngine
 
 
 @asynccontextmanager
 async def running(engine: RealtimeEngine) -> AsyncIterator[Run]:
     run = Run(engine)
     task = asyncio.create_task(engine.run())
-    pump = asyncio.create_task(run.pump())
+    pump = asyncio.create_task(run.collect())
     try:
         yield run
     finally:

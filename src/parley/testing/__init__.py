@@ -5,6 +5,7 @@ supported API for users' own tests."""
 from __future__ import annotations
 
 from parley.testing.caller import Reply, SimulatedCaller, Utterance
+from parley.testing.events import EventLog
 from parley.testing.fakes import (
     FakeLLM,
     FakeSTT,
@@ -44,6 +45,7 @@ from parley.testing.wire_servers import (
 __all__ = [
     "AnthropicWireServer",
     "ClearAudio",
+    "EventLog",
     "FakeLLM",
     "FakeSTT",
     "FakeTTS",

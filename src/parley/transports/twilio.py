@@ -120,9 +120,13 @@ class TwilioCallStream:
         try:
             return self.protocol.receive(frame)
         except RemoteProtocolError as exc:
-            self.error = exc
-            await self._close(close_code_for(exc), f"{exc.code}: {exc.message}")
+            await self._fail(exc)
             raise
+
+    async def _fail(self, exc: RemoteProtocolError) -> None:
+        """A malformed frame: close this one call with the error's code and reason."""
+        self.error = exc
+        await self._close(close_code_for(exc), f"{exc.code}: {exc.message}")
 
     async def inbound(self) -> AsyncIterator[Inbound]:
         receive = self.socket.receive
@@ -132,11 +136,10 @@ class TwilioCallStream:
             if frame is None:
                 self.closed = True
                 return
-            try:
+            try:  # inline rather than _decode: no extra await per frame
                 event = protocol_receive(frame)
             except RemoteProtocolError as exc:
-                self.error = exc
-                await self._close(close_code_for(exc), f"{exc.code}: {exc.message}")
+                await self._fail(exc)
                 raise
             self.frames_in += 1
             if type(event) is Media:  # the hot path: 50 a second
