@@ -19,7 +19,15 @@ import soxr
 
 from parley.providers.piper import PiperTTS
 
-__all__ = ["noise_16k", "normalise", "silence_16k", "speak", "speak_16k", "tts"]
+__all__ = [
+    "noise_16k",
+    "normalise",
+    "silence_16k",
+    "speak",
+    "speak_16k",
+    "tts",
+    "words_missed",
+]
 
 
 @functools.cache
@@ -59,6 +67,21 @@ def noise_16k(seconds: float, *, dbfs: float = -40.0, seed: int = 1) -> bytes:
 def normalise(text: str) -> str:
     """Lowercase words without punctuation, for comparing transcripts."""
     return " ".join(re.findall(r"[a-z0-9']+", text.lower()))
+
+
+def words_missed(expected: str, heard: str) -> int:
+    """Word edits (substitutions, insertions, deletions) between ``expected`` and the
+    closest run of words in ``heard`` — for audio recognised twice (Piper → phone line →
+    Whisper), where a one-word slip such as "a" → "the" is the recogniser's, not ours."""
+    want, got = normalise(expected).split(), normalise(heard).split()
+    # Edit distance of `want` against any substring of `got` (free start and end in got).
+    prev = [0] * (len(got) + 1)
+    for i, w in enumerate(want, 1):
+        cur = [i] + [0] * len(got)
+        for j, g in enumerate(got, 1):
+            cur[j] = min(prev[j - 1] + (w != g), prev[j] + 1, cur[j - 1] + 1)
+        prev = cur
+    return min(prev)
 
 
 def _measure() -> None:  # pragma: no cover - a measuring script, not a test

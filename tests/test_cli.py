@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 import parley
 from parley.cli import app, brain_description, engine_description
 from parley.config import load_settings
-from speech import normalise
+from speech import normalise, words_missed
 
 runner = CliRunner()
 
@@ -186,7 +186,7 @@ def test_parley_call_against_the_default_server_prints_the_agents_reply(
     # The echo brain answers "You said: <what it heard>", spoken by Piper.
     heard = normalise(turn["agent"])
     assert heard.startswith("you said"), turn
-    assert normalise(sentence) in heard, turn
+    assert words_missed(sentence, heard) <= 1, turn  # heard twice: TTS → µ-law → Whisper
     assert 0 < turn["latency_ms"] < 5000, turn
     assert report["marks_echoed"] == report["marks_received"] > 0
 

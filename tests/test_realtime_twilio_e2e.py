@@ -47,7 +47,7 @@ from parley.protocols.openai_realtime import (
 )
 from parley.protocols.twilio_caller import TwilioCaller
 from servers import ROOT, free_port, serve_app
-from speech import normalise, speak
+from speech import normalise, speak, words_missed
 
 pytestmark = pytest.mark.slow
 
@@ -246,7 +246,7 @@ async def test_twilio_call_through_the_realtime_engine_passes_ulaw_through(
     assert turn.latency_ms is not None
     text = normalise(await heard(bytes(turn.reply_ulaw)))
     assert text.startswith("you said"), text
-    assert normalise(SENTENCE) in text, text
+    assert words_missed(SENTENCE, text) <= 1, text  # heard twice: TTS → µ-law → Whisper
 
     # -- transcript: the user's sentence and the agent's reply ---------------------------
     roles = [t["role"] for t in turns]
@@ -272,4 +272,4 @@ async def test_control_the_local_cascade_does_decode_and_resample(
     assert counts.get("ulaw_encode", 0) > 0, counts  # the reply → µ-law
     (turn,) = result.turns
     text = normalise(await heard(bytes(turn.reply_ulaw)))
-    assert normalise(SENTENCE) in text, text
+    assert words_missed(SENTENCE, text) <= 1, text  # heard twice: TTS → µ-law → Whisper
