@@ -102,7 +102,7 @@ def test_factory_builds_loopback_at_the_transport_rate() -> None:
         tools=None,
         sample_rate=8000,
     )
-    assert isinstance(engine, LoopbackEngine) and engine.input_sample_rate == 8000
+    assert isinstance(engine, LoopbackEngine) and engine.input_format.sample_rate == 8000
 
 
 async def test_hooks_run_with_session_and_user_and_a_failing_hook_is_contained() -> None:

@@ -448,7 +448,7 @@ async def test_ulaw_pass_through_bytes_in_equal_bytes_forwarded(
         up.script(ScriptedResponse("Hello caller.", audio=reply, chunks=4))
         engine = RealtimeEngine(config(up, audio="ulaw"))
         assert engine.input_format == TWILIO_FORMAT and engine.output_format == TWILIO_FORMAT
-        assert engine.input_sample_rate == 8000
+        assert engine.input_format.sample_rate == 8000
         stream, peer = memory_transport_pair(TWILIO_FORMAT)
         conv = Conversation(stream, engine)
         task = asyncio.create_task(conv.run())

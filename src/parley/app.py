@@ -514,7 +514,7 @@ class Parley:
     def audio_preprocessor_for(self, engine: Engine) -> AudioPreprocessor | None:
         """The call's ``@app.audio_preprocessor`` chain at the engine's input rate, or
         None (the inbound path then does no extra work)."""
-        return self.middleware.audio_chain(engine.input_sample_rate)
+        return self.middleware.audio_chain(engine.input_format.sample_rate)
 
     def conversation(self, session_id: str) -> Conversation | None:
         record = self.calls.get(session_id)

@@ -154,13 +154,14 @@ class Conversation:
         self.ended_at: float | None = None
         self._machine = StateMachine()
         self._on_start, self._on_end, self._on_event = on_start, on_end, on_event
-        # An engine that takes the line's own format (the realtime engine on µ-law)
-        # gets the bytes untouched: no decode, no resample on that path.
-        engine_format = getattr(engine, "input_format", None)
+        # An engine that takes the line's own G.711 (the realtime engine on µ-law) gets
+        # the bytes untouched: no decode, no resample on that path. PCM16 always goes
+        # through _Inbound, which checks whole samples (equal rates do not resample).
+        engine_format = engine.input_format
         self._inbound: _Inbound | None = (
             None
-            if engine_format == stream.input_format
-            else _Inbound(stream.input_format, engine.input_sample_rate)
+            if engine_format == stream.input_format and engine_format.encoding != "pcm16"
+            else _Inbound(stream.input_format, engine_format.sample_rate)
         )
         # Inbound bytes → engine input in one call per chunk: None (untouched), the
         # decoder/resampler, or that plus the app's audio preprocessor. Without a
@@ -310,7 +311,7 @@ class Conversation:
 
 
 def _inbound_path(
-    inbound: _Inbound | None, pre: Callable[[bytes], bytes] | None, engine_format: object
+    inbound: _Inbound | None, pre: Callable[[bytes], bytes] | None, engine_format: AudioFormat
 ) -> Callable[[bytes], bytes] | None:
     if pre is None:
         return None if inbound is None else inbound.convert
@@ -324,7 +325,7 @@ def _inbound_path(
         return decode_then_pre
     # Pass-through to an engine that takes the line's bytes: the preprocessor still
     # sees PCM16 (G.711 is decoded for it and encoded again).
-    encoding = getattr(engine_format, "encoding", "pcm16")
+    encoding = engine_format.encoding
     if encoding == "ulaw":
         return lambda data: ulaw_encode(pre(ulaw_decode(data)))
     if encoding == "alaw":

@@ -31,9 +31,10 @@ from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
+from parley.audio.format import AudioFormat
 from parley.endpointing import EndpointConfig, EndpointPolicy
 from parley.engines.playback import estimated_played_ms, still_playing
-from parley.engines.seams import ToolRunner
+from parley.engines.seams import EngineStats, ToolRunner
 from parley.engines.text_hooks import HeldSplitter, TextHook
 from parley.errors import AuthError, ConfigError, ParleyError, ProviderError, RateLimited
 from parley.events import (
@@ -228,8 +229,12 @@ class CascadeEngine:
     # -- the Engine seam ---------------------------------------------------------------
 
     @property
-    def input_sample_rate(self) -> int:
-        return self._vad.sample_rate
+    def input_format(self) -> AudioFormat:
+        return AudioFormat("pcm16", self._vad.sample_rate, 1)
+
+    def stats(self) -> EngineStats:
+        depths = {"audio_in": self._in_q.qsize(), "events_out": self._out_q.qsize()}
+        return EngineStats("cascade", depths, self.dropped_audio_chunks)
 
     @property
     def history(self) -> Sequence[Message]:

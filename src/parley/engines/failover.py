@@ -25,7 +25,7 @@ from typing import Protocol, runtime_checkable
 from parley.audio.format import AudioFormat
 from parley.audio.g711 import alaw_decode, ulaw_decode
 from parley.audio.resample import StreamResampler
-from parley.engines.seams import Engine, ToolRunner
+from parley.engines.seams import Engine, EngineStats, ToolRunner
 from parley.engines.text_hooks import MiddlewareHost, TextHook
 from parley.errors import ParleyError
 from parley.events import (
@@ -105,29 +105,21 @@ class FailoverEngine:
         self._closed = False
         self.switches = 0
         self.switch_reason = ""
-        fmt = getattr(primary, "input_format", None)
-        self._format = (
-            fmt if isinstance(fmt, AudioFormat) else AudioFormat("pcm16", primary.input_sample_rate)
-        )
+        self._format = primary.input_format
 
     # -- the Engine seam ---------------------------------------------------------------
-
-    @property
-    def input_sample_rate(self) -> int:
-        return self._format.sample_rate
 
     @property
     def input_format(self) -> AudioFormat:
         return self._format
 
     @property
-    def output_format(self) -> AudioFormat:
-        fmt = getattr(self.primary, "output_format", None)
-        return fmt if isinstance(fmt, AudioFormat) else self._format
-
-    @property
     def active(self) -> str:
         return self.primary_name if self._active is self.primary else self.fallback_name
+
+    def stats(self) -> EngineStats:
+        inner = self._active.stats()
+        return EngineStats(self.active, inner.queue_depths, inner.dropped_audio_chunks)
 
     async def send_audio(self, pcm: bytes) -> None:
         convert = self._convert
@@ -252,7 +244,7 @@ class FailoverEngine:
             await fallback.update(instructions=self._instructions, tools=self._tools)
         for key, data in self._context.items():
             await fallback.inject_context(key, data)
-        self._convert = convert = self._converter(fallback.input_sample_rate)
+        self._convert = convert = self._converter(fallback.input_format.sample_rate)
         self._active = fallback
         if isinstance(self.primary, AudioBuffering):
             for chunk in self.primary.take_buffered_audio():

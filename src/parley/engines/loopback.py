@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 from typing import Literal, get_args
 
 from parley.audio.format import AudioFormat
-from parley.engines.seams import ToolRunner
+from parley.engines.seams import EngineStats, ToolRunner
 from parley.errors import ConfigError
 from parley.events import AudioDelta, Event
 
@@ -61,16 +61,14 @@ class LoopbackEngine:
         self.played_ms = 0.0  # the transport's latest playback report
 
     @property
-    def input_sample_rate(self) -> int:
-        return self._rate
-
-    @property
     def input_format(self) -> AudioFormat:
         """What ``send_audio`` takes; a line in this format is passed through untouched."""
         return self._format
 
-    def queue_depths(self) -> dict[str, int]:
-        return {"audio_out": self._queue.qsize()}
+    def stats(self) -> EngineStats:
+        return EngineStats(
+            "loopback", {"audio_out": self._queue.qsize()}, self.dropped_audio_chunks
+        )
 
     async def run(self) -> None:
         try:

@@ -39,7 +39,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from parley.audio.format import AudioFormat
 from parley.engines.playback import estimated_played_ms, still_playing
-from parley.engines.seams import ToolRunner
+from parley.engines.seams import EngineStats, ToolRunner
 from parley.engines.text_hooks import HeldSplitter, TextHook
 from parley.errors import AuthError, ConfigError, ParleyError, ProviderError, RemoteProtocolError
 from parley.events import (
@@ -275,9 +275,10 @@ class RealtimeEngine:
 
     # -- the Engine seam ---------------------------------------------------------------
 
-    @property
-    def input_sample_rate(self) -> int:
-        return self._format.sample_rate
+    def stats(self) -> EngineStats:
+        return EngineStats(
+            "realtime", {"events_out": self._out_q.qsize()}, self.dropped_audio_chunks
+        )
 
     @property
     def input_format(self) -> AudioFormat:

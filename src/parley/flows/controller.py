@@ -35,7 +35,8 @@ from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from parley.engines.seams import Engine, ToolRunner
+from parley.audio.format import AudioFormat
+from parley.engines.seams import Engine, EngineStats, ToolRunner
 from parley.errors import ConfigError
 from parley.events import Event, PhaseChanged, ResponseDone, ToolCall, ToolResult
 from parley.flows.config import FlowConfig
@@ -348,8 +349,11 @@ class FlowEngine:
         return getattr(self.inner, name)
 
     @property
-    def input_sample_rate(self) -> int:
-        return self.inner.input_sample_rate
+    def input_format(self) -> AudioFormat:
+        return self.inner.input_format
+
+    def stats(self) -> EngineStats:
+        return self.inner.stats()
 
     async def run(self) -> None:
         await self.inner.run()

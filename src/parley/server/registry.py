@@ -43,21 +43,16 @@ class CallRecord:
 
     def health(self) -> dict[str, Any]:
         conv = self.conversation
-        engine = conv.engine if conv is not None else None
-        depths: dict[str, int] = {}
-        if engine is not None:
-            fn = getattr(engine, "queue_depths", None)
-            if callable(fn):
-                depths = dict(fn())
+        stats = conv.engine.stats() if conv is not None else None
         return {
             "id": self.id,
             "kind": self.kind,
             "status": self.status,
             "state": conv.state.value if conv is not None else None,
-            "engine": type(engine).__name__ if engine is not None else self.engine.value,
+            "engine": stats.serving if stats is not None else self.engine.value,
             "brain": self.brain,
-            "queue_depths": depths,
-            "dropped_audio_chunks": getattr(engine, "dropped_audio_chunks", 0),
+            "queue_depths": dict(stats.queue_depths) if stats is not None else {},
+            "dropped_audio_chunks": stats.dropped_audio_chunks if stats is not None else 0,
         }
 
 
