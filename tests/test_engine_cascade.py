@@ -354,16 +354,16 @@ async def test_vad_runs_off_the_event_loop_in_batches(monkeypatch: pytest.Monkey
             del outer
             return S()
 
-    import parley.engines.cascade as cascade
+    import parley.engines.speech as speech
 
-    original = cascade._score
+    original = speech._score
 
     def counting(stream: Any, frames: list[bytes]) -> list[float]:
         nonlocal calls
         calls += 1
         return original(stream, frames)
 
-    monkeypatch.setattr(cascade, "_score", counting)
+    monkeypatch.setattr(speech, "_score", counting)
     engine = CascadeEngine(Recording(RATE), FakeSTT(), FakeLLM(), FakeTTS(RATE))
     async with running(engine) as run:
         await engine.send_audio(utterance())  # one 1.6 s chunk = 50 VAD frames

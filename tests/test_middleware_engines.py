@@ -157,20 +157,32 @@ async def test_cascade_request_and_response_middleware_over_the_openai_wire() ->
     assert all(CARD not in m.content for m in engine.history)
 
 
-async def test_cascade_refusal_by_token_auth_and_emptied_text_skip_the_reply() -> None:
+async def test_cascade_refusal_by_token_auth_is_an_apology_not_silence() -> None:
+    """A request hook that refuses (TokenAuth raises AuthError) never reaches the
+    LLM; the caller hears the apology in a failed reply instead of silence."""
     from parley.conversation.middleware import TokenAuthMiddleware
+    from parley.engines.cascade import DEFAULT_APOLOGY
+    from parley.events import ResponseStarted
     from parley.testing import FakeLLM
 
     llm = FakeLLM(["Never said."])
-    app = app_with(lambda req: CascadeEngine(FakeVAD(RATE), FakeSTT("hi"), llm, FakeTTS(RATE)))
+    tts = FakeTTS(RATE)
+    app = app_with(lambda req: CascadeEngine(FakeVAD(RATE), FakeSTT("hi"), llm, tts))
     app.add_middleware(TokenAuthMiddleware({"good": ["talk"]}), response=False)
 
     async with live_call(app, metadata={"token": "bad"}) as (_conv, peer, events):
         await peer.send_text("hello")
-        await events.until(lambda: bool(events.of(ErrorEvent)))
-        await asyncio.sleep(0.05)
-    assert events.of(ErrorEvent)[0].code == "auth_error"
-    assert not events.of(ResponseDone) and llm.requests == []
+        await events.until(lambda: bool(events.of(ResponseDone)))
+    (error,) = events.of(ErrorEvent)
+    assert error.code == "auth_error" and not error.fatal
+    (done,) = events.of(ResponseDone)
+    assert (done.status, done.text) == ("failed", DEFAULT_APOLOGY)
+    kinds = [
+        type(e) for e in events.items if isinstance(e, (ErrorEvent, ResponseStarted, ResponseDone))
+    ]
+    assert kinds == [ErrorEvent, ResponseStarted, ResponseDone]
+    assert llm.requests == [] and tts.texts == [DEFAULT_APOLOGY]
+    assert events.of(AudioDelta)  # the apology was spoken
 
     async with live_call(app, metadata={"token": "good"}) as (_conv, peer, events):
         await peer.send_text("hello")
@@ -179,6 +191,7 @@ async def test_cascade_refusal_by_token_auth_and_emptied_text_skip_the_reply() -
 
 
 async def test_cascade_failing_response_middleware_never_speaks_unfiltered_text() -> None:
+    from parley.engines.cascade import DEFAULT_APOLOGY
     from parley.testing import FakeLLM
 
     tts = FakeTTS(RATE)
@@ -193,8 +206,13 @@ async def test_cascade_failing_response_middleware_never_speaks_unfiltered_text(
     async with live_call(app) as (_conv, peer, events):
         await peer.send_text("what is my card")
         await events.until(lambda: bool(events.of(ResponseDone)))
-    assert events.of(ResponseDone)[0].status == "failed"
-    assert tts.texts == [] and events.of(ErrorEvent)[0].code == "middleware_error"
+    (done,) = events.of(ResponseDone)
+    assert (done.status, done.text) == ("failed", DEFAULT_APOLOGY)
+    # Only the apology was synthesised: the card number never reached the TTS.
+    assert tts.texts == [DEFAULT_APOLOGY]
+    (error,) = events.of(ErrorEvent)
+    assert error.code == "middleware_error"
+    assert CARD not in "".join(d.text for d in events.of(TextDelta))
 
 
 # -- audio preprocessor -----------------------------------------------------------------

@@ -1,42 +1,48 @@
 """The cascade engine: VAD → turn detection → STT → LLM → TTS, overlapped.
 
-Per received chunk of input audio, all complete VAD frames are scored in one
-executor call (never one task per frame), then pushed through the
-:class:`~parley.turns.TurnDetector`. At the first short silence
-(:class:`~parley.turns.SpeechPaused`) the utterance so far is transcribed
-speculatively; if the turn then ends with no new speech, that transcript is used
-as is, so most of Whisper's time hides inside the end-of-turn wait. With
-transcript-aware endpointing (:mod:`parley.endpointing`, on by default) that
-transcript also sets how long the silence must last: a finished-sounding
-sentence ends the turn as soon as the transcript is in (after at least
-``complete_wait_ms`` of silence), a trailing "my number is five five…" waits
-``incomplete_wait_ms``. The LLM is
-streamed, its text cut into clauses, and each clause synthesised the moment it
-exists, so the first audio leaves after the first clause, not the whole answer.
+Hearing is the shared speech front end (:mod:`parley.engines.speech`): per
+received batch of input audio one executor call scores the VAD frames, the
+:class:`~parley.turns.TurnDetector` finds the turns, the utterance is transcribed
+speculatively at the first short silence, and with transcript-aware endpointing
+(:mod:`parley.endpointing`, on by default) that transcript also sets how long the
+silence must last. The LLM is streamed, its text cut into clauses, and each clause
+synthesised the moment it exists, so the first audio leaves after the first
+clause, not the whole answer.
 
 Barge-in: user speech while a reply is being made or played cancels the LLM and
 TTS work at once and emits :class:`~parley.events.Interrupted` with the text the
 caller actually heard (the transport's playback reports mapped through the
-clause timings); the history keeps only that text.
+clause timings); the history keeps only that text. :meth:`CascadeEngine.cancel_response`
+does the same on request, without ``Interrupted``.
+
+No silent failure: when the STT, the LLM (before or during its stream), the TTS or
+a text hook fails in a turn, the engine emits one non-fatal
+:class:`~parley.events.ErrorEvent` per failure (:func:`~parley.engines.reply.failure_event`)
+and the caller hears ``CascadeConfig.apology_text`` in the same reply:
+``ResponseStarted`` (unless the reply had started) → ``AudioDelta``… →
+``ResponseDone(status="failed", text=<what the reply said, ending with the apology>)``.
+The apology is spoken by the engine's TTS, or by ``apology_tts`` when the TTS is
+what failed (with neither, the events come without audio). A reply the model
+answers with no text at all is treated the same way (``ErrorEvent("empty_reply")``):
+on a phone line silence is the worst answer. The call goes on.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import json
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 from parley.audio.format import AudioFormat
-from parley.endpointing import EndpointConfig, EndpointPolicy
-from parley.engines.playback import estimated_played_ms, still_playing
+from parley.endpointing import EndpointConfig
+from parley.engines.reply import ReplyRecord, Segment, Stage, failure_event
 from parley.engines.seams import EngineStats, ToolRunner
+from parley.engines.speech import SpeechFrontEnd, SpeechOutput, SpeechStart, Transcription, UserTurn
 from parley.engines.text_hooks import HeldSplitter, TextHook
-from parley.errors import AuthError, ConfigError, ParleyError, ProviderError, RateLimited
+from parley.errors import ConfigError, ParleyError
 from parley.events import (
     AudioDelta,
     ContextInjected,
@@ -49,26 +55,19 @@ from parley.events import (
     TextDelta,
     ToolCall,
     TranscriptFinal,
-    TurnMetrics,
     UserSpeechStarted,
     UserSpeechStopped,
 )
-from parley.providers.models import run_blocking
-from parley.providers.seams import LLM, STT, TTS, VAD, Message, Transcript, VADStream
+from parley.providers.seams import LLM, STT, TTS, VAD, Message, ToolSpec, Transcript
 from parley.providers.sentences import SentenceSplitter
-from parley.turns import (
-    SpeechPaused,
-    SpeechResumed,
-    SpeechStarted,
-    TurnConfig,
-    TurnDetector,
-    TurnEnded,
-    TurnSignal,
-)
+from parley.tasks import cancel_and_wait
+from parley.turns import TurnConfig
 
-__all__ = ["CascadeConfig", "CascadeEngine"]
+__all__ = ["DEFAULT_APOLOGY", "CascadeConfig", "CascadeEngine"]
 
 _ids = itertools.count(1)
+
+DEFAULT_APOLOGY = "Sorry, something went wrong on my side. Could you say that again?"
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +87,9 @@ class CascadeConfig:
     input_queue_chunks: int = 200  # ≈ 4 s of 20 ms chunks; beyond that audio is dropped
     event_queue_size: int = 256
     clause_queue_size: int = 16
+    # Spoken when a provider or a text hook fails in a turn; "" says nothing (the
+    # ErrorEvent and the failed ResponseDone still come).
+    apology_text: str = DEFAULT_APOLOGY
 
 
 @dataclass(slots=True)
@@ -103,85 +105,21 @@ class _Wake:
     """A speculative transcript is in: look at it even if no audio arrives."""
 
 
+class _Recorded(ParleyError):
+    """A failure already in ``ReplyRecord.failures``: stop the reply, report nothing more."""
+
+
 _CLOSE = _Close()
 _WAKE = _Wake()
 _END = object()
 
 
-@dataclass(slots=True)
-class _Segment:
-    """One clause's span in the reply audio (ms since the reply's first sample)."""
-
-    text: str
-    start_ms: float
-    end_ms: float
-
-
-@dataclass(slots=True)
-class _Response:
-    """Book-keeping of one reply: its tasks, its audio timeline, its metrics."""
-
-    id: str
-    turn_index: int
-    speech_end_t: float | None  # wall time the user stopped speaking (None for text input)
-    turn_end_t: float  # wall time the turn was confirmed
-    task: asyncio.Task[None] | None = None
-    started: bool = False  # ResponseStarted emitted
-    superseded: bool = False  # new user speech during STT: keep the words, skip the reply
-    generating: bool = True
-    segments: list[_Segment] = field(default_factory=list)
-    audio_ms: float = 0.0
-    played_ms: float | None = None  # last playback report
-    first_audio_t: float | None = None
-    spoken: str = ""  # all text handed to TTS, clauses joined by one space
-    final_offset: int = 0  # len(spoken) before the last LLM round (after tool calls)
-    history_index: int | None = None  # where the final assistant message sits
-    metrics_sent: bool = False
-    stt_ms: float | None = None
-    stt_wait_ms: float | None = None
-    speculative_hit: bool = False
-    extra: dict[str, float] = field(default_factory=dict)  # endpointing figures
-    llm_first_token_ms: float | None = None
-    tts_first_byte_ms: float | None = None
-
-    def estimated_played_ms(self, now: float) -> float:
-        return estimated_played_ms(self.audio_ms, self.played_ms, self.first_audio_t, now)
-
-    def playing(self, now: float) -> bool:
-        return still_playing(
-            self.generating, self.audio_ms, self.played_ms, self.first_audio_t, now
-        )
-
-    def played_text(self, played_ms: float) -> str:
-        heard: list[str] = []
-        for seg in self.segments:
-            if played_ms >= seg.end_ms:
-                heard.append(seg.text)
-                continue
-            if played_ms > seg.start_ms and seg.end_ms > seg.start_ms:
-                cut = int(len(seg.text) * (played_ms - seg.start_ms) / (seg.end_ms - seg.start_ms))
-                part = seg.text[:cut]
-                # A word cut in the middle was not heard: keep whole words only.
-                rest = seg.text[cut : cut + 1]
-                if rest and not rest.isspace() and not part[-1:].isspace():
-                    part = part.rsplit(None, 1)[0] if " " in part.strip() else ""
-                heard.append(part)
-            break
-        return " ".join(" ".join(heard).split())
-
-
-@dataclass(slots=True)
-class _Speculation:
-    audio: bytes
-    task: asyncio.Task[tuple[Transcript | ParleyError, float]]
-    judged: bool = False  # the endpointing policy has seen its transcript
-
-
-_VERDICT_CODE = {"complete": 1.0, "unsure": 0.0, "incomplete": -1.0}
-
-
 class CascadeEngine:
-    """One call through a cascade of shared providers (see the module docstring)."""
+    """One call through a cascade of shared providers (see the module docstring).
+
+    ``apology_tts`` speaks the apology when ``tts`` is what failed (for a hosted
+    TTS, the local Piper); without it such a failure is reported without audio.
+    """
 
     def __init__(
         self,
@@ -192,41 +130,42 @@ class CascadeEngine:
         config: CascadeConfig | None = None,
         *,
         tools: ToolRunner | None = None,
+        apology_tts: TTS | None = None,
     ) -> None:
-        self.config = config or CascadeConfig()
+        self.config = cfg = config or CascadeConfig()
         if stt.sample_rate != vad.sample_rate:
             raise ConfigError(
                 f"STT rate {stt.sample_rate} Hz differs from VAD rate {vad.sample_rate} Hz",
                 field="stt",
             )
-        self._vad, self._stt, self._llm, self._tts = vad, stt, llm, tts
+        self._vad, self._llm, self._tts = vad, llm, tts
+        self._apology_tts = apology_tts
         self._tools = tools
         self._request_hook: TextHook | None = None
         self._response_hook: TextHook | None = None
-        self._instructions = self.config.instructions
+        self._instructions = cfg.instructions
         self._context: dict[str, tuple[object, float, bool]] = {}  # key → data, t, announced
         self._history: list[Message] = []
         self._in_q: asyncio.Queue[tuple[bytes, float] | _Text | _Close | _Wake] = asyncio.Queue(
-            self.config.input_queue_chunks
+            cfg.input_queue_chunks
         )
-        self._out_q: asyncio.Queue[object] = asyncio.Queue(self.config.event_queue_size)
-        self._vad_stream: VADStream | None = None
-        self._detector: TurnDetector | None = None
-        self._pending = b""
-        # Recent frame end positions → arrival times, to date the end of speech.
-        self._arrivals: deque[tuple[float, float]] = deque(maxlen=512)
-        self._speculation: _Speculation | None = None
-        self._endpoint = EndpointPolicy(self.config.endpointing)
-        self._spec_runs = 0  # speculative STT runs started in the current utterance
-        self._verdict: float | None = None  # the current pause's judgement (code)
-        self._response: _Response | None = None
-        self._responses: dict[str, _Response] = {}
+        self._out_q: asyncio.Queue[object] = asyncio.Queue(cfg.event_queue_size)
+        self._speech = SpeechFrontEnd(
+            vad,
+            stt,
+            cfg.turn,
+            speculative_stt=cfg.speculative_stt,
+            endpointing=cfg.endpointing,
+            on_transcript=self._wake,
+        )
+        self._response: ReplyRecord | None = None
+        self._responses: dict[str, ReplyRecord] = {}
         self._turns = 0
         self._tg: asyncio.TaskGroup | None = None
         self._closed = False
         self.dropped_audio_chunks = 0
 
-    # -- the Engine seam ---------------------------------------------------------------
+    # -- the Engine seam and its capabilities ------------------------------------------
 
     @property
     def input_format(self) -> AudioFormat:
@@ -240,6 +179,24 @@ class CascadeEngine:
     def history(self) -> Sequence[Message]:
         """The conversation as the LLM will see it next (heard text only)."""
         return tuple(self._history)
+
+    def seed_history(self, messages: Sequence[Message]) -> None:
+        """Start from a conversation under way (:class:`~parley.engines.seams.HistorySeedable`):
+        the next LLM request carries ``messages`` after the system prompt, trimmed to
+        the newest ``max_history``."""
+        self._history = list(messages)
+        self._trim()
+        if self._response is not None:
+            self._response.history_index = None  # it pointed into the old list
+
+    async def cancel_response(self, response_id: str) -> None:
+        """Stop reply ``response_id`` now (:class:`~parley.engines.seams.Cancellable`):
+        its LLM and TTS work is cancelled, ``ResponseDone(status="cancelled")`` carries
+        the text the caller heard so far, and the history keeps only that. Nothing
+        happens for a reply that is unknown, not started or already done."""
+        rec = self._responses.get(response_id)
+        if rec is not None and rec.started and rec.generating:
+            await self._stop(rec, interrupted=False)
 
     async def send_audio(self, pcm: bytes) -> None:
         if self._closed:
@@ -275,7 +232,8 @@ class CascadeEngine:
         """Middleware (:mod:`parley.engines.text_hooks`): ``request`` transforms the
         user's text before the LLM (the transcript keeps the words heard; ``""`` skips
         the reply); ``response`` transforms each whole sentence of the reply before
-        TTS, so speech, ``TextDelta``, transcript and history carry its output."""
+        TTS, so speech, ``TextDelta``, transcript and history carry its output. A hook
+        that raises a ``ParleyError`` fails the reply (the caller hears the apology)."""
         self._request_hook = request
         self._response_hook = response
 
@@ -296,18 +254,17 @@ class CascadeEngine:
 
     async def run(self) -> None:
         try:
-            stream = await run_blocking(self._vad.stream)  # may load the model: off the loop
-            self._vad_stream = stream
-            self._detector = TurnDetector(
-                self.config.turn, self._vad.sample_rate, stream.frame_bytes
-            )
+            await self._speech.start()  # may load the VAD model: off the loop
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
                 await self._input_loop()
-                self._cancel_all()
+                for rec in self._responses.values():
+                    if rec.task is not None:
+                        rec.task.cancel()  # the task group waits for them
         finally:
             self._closed = True
             self._tg = None
+            await self._speech.aclose()
             while self._out_q.full():  # the consumer is gone or slow: the end wins
                 self._out_q.get_nowait()
             self._out_q.put_nowait(_END)
@@ -326,7 +283,7 @@ class CascadeEngine:
                 await self._on_text(item.text)
                 continue
             if isinstance(item, _Wake):
-                await self._judge_speculation()
+                await self._on_speech(self._speech.poll())
                 continue
             # Take every chunk already waiting: one executor call scores them all.
             chunks = [item]
@@ -336,146 +293,41 @@ class CascadeEngine:
                 if isinstance(nxt, tuple):
                     chunks.append(nxt)
                 elif isinstance(nxt, _Wake):
-                    continue  # _on_audio looks at the speculation before every frame
+                    continue  # push looks at the speculation before every frame
                 else:
                     follow = nxt
                     break
-            await self._on_audio(chunks)
+            await self._on_speech(await self._speech.push(chunks))
             if isinstance(follow, _Close):
                 return
             if isinstance(follow, _Text):
                 await self._on_text(follow.text)
 
-    async def _on_audio(self, chunks: list[tuple[bytes, float]]) -> None:
-        assert self._vad_stream is not None and self._detector is not None
-        size = self._vad_stream.frame_bytes
-        frames: list[bytes] = []
-        times: list[float] = []
-        buf = self._pending
-        for pcm, t in chunks:
-            buf += pcm
-            while len(buf) >= size:
-                frames.append(buf[:size])
-                times.append(t)
-                buf = buf[size:]
-        self._pending = buf
-        if not frames:
-            return
-        probs = await run_blocking(_score, self._vad_stream, frames)
-        det = self._detector
-        for frame, prob, t in zip(frames, probs, times, strict=True):
-            spec = self._speculation
-            if spec is not None and not spec.judged and spec.task.done():
-                await self._judge_speculation()
-            signal = det.push(frame, prob)
-            self._arrivals.append((det.position_ms, t))
-            if signal is not None:
-                await self._on_signal(signal)
+    async def _on_speech(self, outputs: list[SpeechOutput]) -> None:
+        for out in outputs:
+            if isinstance(out, SpeechStart):
+                await self._barge_in()
+                await self._emit(UserSpeechStarted(out.audio_ms))
+            elif isinstance(out, UserTurn):
+                await self._emit(UserSpeechStopped(out.audio_ms))
+                rec = self._start_response(
+                    out.speech_end_t, out.transcript, speculative=out.speculative_hit
+                )
+                rec.extra.update(out.figures)
 
-    def _arrival(self, audio_ms: float) -> float:
-        """Wall time at which input position ``audio_ms`` reached the engine."""
-        for end_ms, t in self._arrivals:
-            if end_ms >= audio_ms:
-                return t
-        return time.monotonic()
-
-    async def _on_signal(self, signal: TurnSignal) -> None:
-        if isinstance(signal, SpeechStarted):
-            self._drop_speculation()
-            await self._barge_in()
-            await self._emit(UserSpeechStarted(signal.audio_ms))
-            self._spec_runs = 0
-            self._verdict = None
-        elif isinstance(signal, SpeechPaused):
-            if self.config.speculative_stt:
-                self._drop_speculation()
-                task = self._spawn(self._transcribe(signal.audio))
-                self._speculation = _Speculation(signal.audio, task)
-                self._spec_runs += 1
-                if self._endpoint.enabled:
-                    task.add_done_callback(self._wake)
-        elif isinstance(signal, SpeechResumed):
-            self._drop_speculation()
-            self._verdict = None
-        elif isinstance(signal, TurnEnded):
-            await self._emit(UserSpeechStopped(signal.audio_ms))
-            extra = {
-                "end_of_turn_wait_ms": signal.wait_ms,
-                "speculative_stt_runs": float(self._spec_runs),
-            }
-            if self._verdict is not None:
-                extra["endpoint_verdict"] = self._verdict
-            self._verdict = None
-            self._spec_runs = 0
-            spec, self._speculation = self._speculation, None
-            hit = spec is not None and spec.audio == signal.audio
-            if spec is not None and not hit:
-                spec.task.cancel()
-            stt = (
-                spec.task
-                if spec is not None and hit
-                else self._spawn(self._transcribe(signal.audio))
-            )
-            self._start_response(self._arrival(signal.audio_ms), stt, speculative=hit)
-            assert self._response is not None
-            self._response.extra.update(extra)
-
-    def _wake(self, _task: object) -> None:
-        # A done callback: runs on the loop, may not await. If the queue is full,
-        # audio is waiting and _on_audio will look at the transcript anyway.
-        with contextlib.suppress(asyncio.QueueFull):
+    def _wake(self) -> None:
+        # Called from a done callback: may not await. If the queue is full, audio is
+        # waiting and push looks at the transcript anyway.
+        if not self._in_q.full():
             self._in_q.put_nowait(_WAKE)
-
-    async def _judge_speculation(self) -> None:
-        """Let the endpointing policy set this pause's wait from the speculative
-        transcript; the turn may end here and now."""
-        spec, det = self._speculation, self._detector
-        if spec is None or spec.judged or not spec.task.done() or det is None:
-            return
-        spec.judged = True
-        if spec.task.cancelled() or not self._endpoint.enabled:
-            return
-        result, _ms = spec.task.result()
-        if isinstance(result, ParleyError):
-            return  # keep the acoustic wait; the turn reports the error
-        verdict, wait = self._endpoint.wait_ms(result.text)
-        self._verdict = _VERDICT_CODE[verdict]
-        signal = det.set_end_of_turn_silence(wait)
-        if signal is not None:
-            await self._on_signal(signal)
 
     async def _on_text(self, text: str) -> None:
         await self._barge_in()
-        fut: asyncio.Future[tuple[Transcript | ParleyError, float]] = (
-            asyncio.get_running_loop().create_future()
-        )
-        fut.set_result((Transcript(text=text), 0.0))
+        fut: asyncio.Future[Transcription] = asyncio.get_running_loop().create_future()
+        fut.set_result(Transcription(Transcript(text=text), 0.0))
         self._start_response(None, fut, speculative=False)
 
-    def _spawn(self, coro: object) -> asyncio.Task[tuple[Transcript | ParleyError, float]]:
-        assert self._tg is not None
-        return self._tg.create_task(coro)  # type: ignore[arg-type]
-
-    async def _transcribe(self, audio: bytes) -> tuple[Transcript | ParleyError, float]:
-        t0 = time.monotonic()
-        try:
-            result: Transcript | ParleyError = await self._stt.transcribe(audio)
-        except ParleyError as exc:  # reported by the turn that uses it, if any
-            result = exc
-        return result, (time.monotonic() - t0) * 1000
-
-    def _drop_speculation(self) -> None:
-        if self._speculation is not None:
-            self._speculation.task.cancel()
-            self._speculation = None
-
-    def _cancel_all(self) -> None:
-        self._drop_speculation()
-        for rec in self._responses.values():
-            if rec.task is not None:
-                rec.task.cancel()
-
-    # -- barge-in ----------------------------------------------------------------------
+    # -- barge-in and cancel -----------------------------------------------------------
 
     async def _barge_in(self) -> None:
         rec = self._response
@@ -485,15 +337,21 @@ class CascadeEngine:
         if not rec.started:
             rec.superseded = True  # still transcribing: keep the user's words, skip the reply
             return
+        await self._stop(rec, interrupted=True)
+
+    async def _stop(self, rec: ReplyRecord, *, interrupted: bool) -> None:
+        """Cut ``rec`` off: its work is cancelled, the history keeps what was heard."""
+        if rec.stopping:
+            return
+        rec.stopping = True
+        now = time.monotonic()
         was_generating = rec.generating
-        if rec.task is not None and not rec.task.done():
-            rec.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await rec.task
+        await cancel_and_wait(rec.task)
         rec.generating = False
         played_ms = rec.estimated_played_ms(now)
         played = rec.played_text(played_ms)
-        await self._emit(Interrupted(rec.id, played, played_ms))
+        if interrupted:
+            await self._emit(Interrupted(rec.id, played, played_ms))
         if was_generating:
             await self._emit(ResponseDone(rec.id, "cancelled", played))
             if played:
@@ -502,20 +360,21 @@ class CascadeEngine:
             final = played[rec.final_offset :].strip() if len(played) > rec.final_offset else ""
             self._history[rec.history_index] = Message(Role.ASSISTANT, final)
         await self._send_metrics(rec)
-        self._response = None
+        if self._response is rec:
+            self._response = None
 
     # -- the reply ---------------------------------------------------------------------
 
     def _start_response(
         self,
         speech_end_t: float | None,
-        stt: asyncio.Future[tuple[Transcript | ParleyError, float]],
+        stt: asyncio.Future[Transcription],
         *,
         speculative: bool,
-    ) -> None:
+    ) -> ReplyRecord:
         assert self._tg is not None
         self._turns += 1
-        rec = _Response(
+        rec = ReplyRecord(
             id=f"resp_{next(_ids)}",
             turn_index=self._turns,
             speech_end_t=speech_end_t,
@@ -528,26 +387,26 @@ class CascadeEngine:
         self._responses[rec.id] = rec
         self._response = rec
         rec.task = self._tg.create_task(self._respond(rec, stt))
+        return rec
 
-    async def _respond(
-        self, rec: _Response, stt: asyncio.Future[tuple[Transcript | ParleyError, float]]
-    ) -> None:
-        result, stt_ms = await stt
-        rec.stt_ms = stt_ms if stt_ms else None
+    async def _respond(self, rec: ReplyRecord, stt: asyncio.Future[Transcription]) -> None:
+        heard = await stt
+        rec.stt_ms = heard.stt_ms if heard.stt_ms else None
         rec.stt_wait_ms = (time.monotonic() - rec.turn_end_t) * 1000
-        if isinstance(result, ParleyError):
-            await self._emit(_error_event(result))
+        if isinstance(heard.result, ParleyError):
             await self._emit(TranscriptFinal(Role.USER, ""))
-            rec.generating = False
+            self._record_failure(rec, heard.result, "stt")
+            await self._fail(rec)
             return
-        text = result.text.strip()
+        text = heard.result.text.strip()
         await self._emit(TranscriptFinal(Role.USER, text))
         if text and self._request_hook is not None:
             try:
                 text = (await self._request_hook(text)).strip()
-            except ParleyError as refused:  # AuthError …: no reply, the call goes on
-                await self._emit(_error_event(refused))
-                text = ""
+            except ParleyError as refused:  # AuthError, a strict middleware …
+                self._record_failure(rec, refused, "middleware")
+                await self._fail(rec)
+                return
         if not text:
             rec.generating = False
             return
@@ -557,36 +416,74 @@ class CascadeEngine:
             return
         rec.started = True
         await self._emit(ResponseStarted(rec.id))
-        errors: list[BaseException] = []
-        try:
-            await self._generate(rec)
-        except* ParleyError as group:
-            errors.extend(group.exceptions)
-        rec.generating = False
-        if errors:  # this reply failed; the call goes on
-            for exc in errors:
-                await self._emit(_error_event(exc))
-            await self._emit(ResponseDone(rec.id, "failed", rec.spoken))
+        await self._generate(rec)
+        if not rec.failures and not rec.spoken.strip():
+            rec.failures.append(
+                ErrorEvent("empty_reply", "LLM failed: the reply had no text", fatal=False)
+            )
+        if rec.failures:
+            await self._fail(rec)
             return
+        rec.generating = False
         if rec.spoken[rec.final_offset :].strip():
             rec.history_index = len(self._history)
             self._remember(Message(Role.ASSISTANT, rec.spoken[rec.final_offset :].strip()))
         await self._emit(ResponseDone(rec.id, "completed", rec.spoken))
         await self._send_metrics(rec)
 
-    async def _generate(self, rec: _Response) -> None:
-        clauses: asyncio.Queue[str | None] = asyncio.Queue(self.config.clause_queue_size)
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(self._speak(rec, clauses))
-            await self._think(rec, clauses)
+    @staticmethod
+    def _record_failure(rec: ReplyRecord, exc: BaseException, stage: Stage) -> None:
+        rec.failures.append(failure_event(exc, stage))
+        rec.tts_failed = rec.tts_failed or stage == "tts"
 
-    async def _think(self, rec: _Response, clauses: asyncio.Queue[str | None]) -> None:
+    async def _fail(self, rec: ReplyRecord) -> None:
+        """Report ``rec``'s failures and end it with the spoken apology."""
+        for event in rec.failures:
+            await self._emit(event)
+        rec.extra["reply_failed"] = 1.0
+        if rec.superseded:  # the caller is already speaking again: no apology over them
+            rec.generating = False
+            return
+        if not rec.started:
+            rec.started = True
+            await self._emit(ResponseStarted(rec.id))
+        rec.spoken = rec.spoken[: rec.voiced_chars].strip()  # text that was never voiced goes
+        rec.final_offset = min(rec.final_offset, len(rec.spoken))
+        apology = self.config.apology_text.strip()
+        if apology:
+            await self._emit(TextDelta(rec.id, f" {apology}" if rec.spoken else apology))
+            rec.spoken = f"{rec.spoken} {apology}" if rec.spoken else apology
+            voices = [self._tts] if not rec.tts_failed else []
+            voices += [self._apology_tts] if self._apology_tts is not None else []
+            for tts in voices:
+                try:
+                    await self._synthesise(rec, tts, Segment(apology, 0.0, 0.0, len(rec.spoken)))
+                    break
+                except ParleyError as exc:
+                    await self._emit(failure_event(exc, "tts"))
+        rec.generating = False
+        final = rec.spoken[rec.final_offset :].strip()
+        if final:
+            rec.history_index = len(self._history)
+            self._remember(Message(Role.ASSISTANT, final))
+        await self._emit(ResponseDone(rec.id, "failed", rec.spoken))
+        await self._send_metrics(rec)
+
+    async def _generate(self, rec: ReplyRecord) -> None:
+        clauses: asyncio.Queue[Segment | None] = asyncio.Queue(self.config.clause_queue_size)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._speak(rec, clauses))
+                await self._think(rec, clauses)
+        except* ParleyError:
+            pass  # recorded in rec.failures where it was raised
+
+    async def _think(self, rec: ReplyRecord, clauses: asyncio.Queue[Segment | None]) -> None:
         first = self.config.first_clause_chars
-        transform = self._response_hook
         # With response middleware, pieces never end inside a number (text_hooks).
         splitter = (
             SentenceSplitter(first_clause_chars=first)
-            if transform is None
+            if self._response_hook is None
             else HeldSplitter(first_clause_chars=first)
         )
         tools = self._tools
@@ -595,26 +492,22 @@ class CascadeEngine:
             specs = tuple(tools.specs) if tools is not None else ()
             if round_index == self.config.max_tool_rounds:
                 specs = ()  # last round: no more tools, the model must answer
-            calls: list[ToolCall] = []
-            text = ""
-            t0 = time.monotonic()
-            async for chunk in self._llm.stream(messages, specs):
-                if isinstance(chunk, ToolCall):
-                    calls.append(chunk)
-                    continue
-                if not chunk:
-                    continue
-                if rec.llm_first_token_ms is None:
-                    rec.llm_first_token_ms = (time.monotonic() - t0) * 1000
-                text += chunk
-                if transform is None:  # else TextDelta carries the transformed sentences
-                    await self._emit(TextDelta(rec.id, chunk))
-                for clause in splitter.push(chunk):
-                    await self._say(rec, clauses, clause)
+            try:
+                text, calls = await self._stream_llm(rec, clauses, splitter, messages, specs)
+            except _Recorded:
+                raise
+            except ParleyError as exc:
+                # The clauses already queued are still spoken; the rest is the apology.
+                self._record_failure(rec, exc, "llm")
+                await clauses.put(None)
+                return
             if not calls or tools is None:
                 break
             for clause in splitter.flush():
                 await self._say(rec, clauses, clause)
+            # What the model said before the call is heard before the tool runs (a slow
+            # tool must not hold it back; a reply that ends at the call has it all).
+            await clauses.join()
             self._remember(Message(Role.ASSISTANT, text, tool_calls=tuple(calls)))
             for call in calls:
                 await self._emit(call)
@@ -628,77 +521,104 @@ class CascadeEngine:
             await self._say(rec, clauses, clause)
         await clauses.put(None)
 
-    async def _say(self, rec: _Response, clauses: asyncio.Queue[str | None], clause: str) -> None:
+    async def _stream_llm(
+        self,
+        rec: ReplyRecord,
+        clauses: asyncio.Queue[Segment | None],
+        splitter: SentenceSplitter | HeldSplitter,
+        messages: list[Message],
+        specs: tuple[ToolSpec, ...],
+    ) -> tuple[str, list[ToolCall]]:
+        calls: list[ToolCall] = []
+        text = ""
+        t0 = time.monotonic()
+        async for chunk in self._llm.stream(messages, specs):
+            if isinstance(chunk, ToolCall):
+                calls.append(chunk)
+                continue
+            if not chunk:
+                continue
+            if rec.llm_first_token_ms is None:
+                rec.llm_first_token_ms = (time.monotonic() - t0) * 1000
+            text += chunk
+            if self._response_hook is None:  # else TextDelta carries the transformed text
+                await self._emit(TextDelta(rec.id, chunk))
+            for clause in splitter.push(chunk):
+                await self._say(rec, clauses, clause)
+        return text, calls
+
+    async def _say(
+        self, rec: ReplyRecord, clauses: asyncio.Queue[Segment | None], clause: str
+    ) -> None:
         text = _clean(clause)
         transform = self._response_hook
         if text and transform is not None:
-            # A ParleyError here fails this reply (ResponseDone "failed"): unfiltered
-            # text is never spoken.
-            text = _clean(await transform(text))
+            # A ParleyError here fails this reply: unfiltered text is never spoken.
+            try:
+                text = _clean(await transform(text))
+            except ParleyError as exc:
+                self._record_failure(rec, exc, "middleware")
+                raise _Recorded from exc
             if text:
                 await self._emit(TextDelta(rec.id, f" {text}" if rec.spoken else text))
         if text:
             rec.spoken = f"{rec.spoken} {text}" if rec.spoken else text
-            await clauses.put(text)
+            await clauses.put(Segment(text, 0.0, 0.0, len(rec.spoken)))
 
-    async def _speak(self, rec: _Response, clauses: asyncio.Queue[str | None]) -> None:
-        rate = self._tts.sample_rate
-        while (clause := await clauses.get()) is not None:
-            seg = _Segment(clause, rec.audio_ms, rec.audio_ms)
-            rec.segments.append(seg)
-            t0 = time.monotonic()
-            first = True
-            async for pcm in self._tts.synthesize(seg.text):
-                if not pcm:
-                    continue
-                now = time.monotonic()
-                if rec.first_audio_t is None:
-                    rec.first_audio_t = now
-                    rec.tts_first_byte_ms = (now - t0) * 1000
-                rec.audio_ms += len(pcm) / 2 / rate * 1000
-                seg.end_ms = rec.audio_ms
-                await self._emit(AudioDelta(rec.id, pcm, rate, text=seg.text if first else ""))
-                first = False
-                if not rec.metrics_sent:
-                    await self._send_metrics(rec)
+    async def _speak(self, rec: ReplyRecord, clauses: asyncio.Queue[Segment | None]) -> None:
+        while (seg := await clauses.get()) is not None:
+            try:
+                await self._synthesise(rec, self._tts, seg)
+            except ParleyError as exc:
+                self._record_failure(rec, exc, "tts")
+                raise
+            finally:
+                clauses.task_done()
 
-    async def _send_metrics(self, rec: _Response) -> None:
-        if rec.metrics_sent:
-            return
-        rec.metrics_sent = True
-        v2v = eot = None
-        if rec.speech_end_t is not None:
-            eot = (rec.turn_end_t - rec.speech_end_t) * 1000
-            if rec.first_audio_t is not None:
-                v2v = (rec.first_audio_t - rec.speech_end_t) * 1000
-        extra: dict[str, float] = {"speculative_stt_hit": float(rec.speculative_hit)}
-        extra.update(rec.extra)
-        if rec.stt_wait_ms is not None:
-            extra["stt_wait_ms"] = rec.stt_wait_ms
-        await self._emit(
-            TurnMetrics(
-                turn_index=rec.turn_index,
-                voice_to_voice_ms=v2v,
-                end_of_turn_ms=eot,
-                stt_ms=rec.stt_ms,
-                llm_first_token_ms=rec.llm_first_token_ms,
-                tts_first_byte_ms=rec.tts_first_byte_ms,
-                extra=extra,
-            )
-        )
+    async def _synthesise(self, rec: ReplyRecord, tts: TTS, seg: Segment) -> None:
+        rate = tts.sample_rate
+        seg.start_ms = seg.end_ms = rec.audio_ms
+        rec.segments.append(seg)
+        t0 = time.monotonic()
+        first = True
+        async for pcm in tts.synthesize(seg.text):
+            if not pcm:
+                continue
+            now = time.monotonic()
+            if rec.first_audio_t is None:
+                rec.first_audio_t = now
+                rec.tts_first_byte_ms = (now - t0) * 1000
+            rec.audio_ms += len(pcm) / 2 / rate * 1000
+            seg.end_ms = rec.audio_ms
+            rec.voiced_chars = seg.end_char
+            await self._emit(AudioDelta(rec.id, pcm, rate, text=seg.text if first else ""))
+            first = False
+            if not rec.metrics_sent:
+                await self._send_metrics(rec)
+
+    async def _send_metrics(self, rec: ReplyRecord) -> None:
+        if not rec.metrics_sent:
+            rec.metrics_sent = True
+            await self._emit(rec.metrics())
 
     # -- history and context -----------------------------------------------------------
 
     def _remember(self, message: Message) -> None:
         self._history.append(message)
-        excess = len(self._history) - self.config.max_history
-        if excess > 0:
+        excess = self._trim()
+        rec = self._response
+        if excess and rec is not None and rec.history_index is not None:
+            rec.history_index = rec.history_index - excess if rec.history_index >= excess else None
+
+    def _trim(self) -> int:
+        """Keep the newest ``max_history`` messages; returns how many were dropped."""
+        excess = max(0, len(self._history) - self.config.max_history)
+        # A tool result whose call was dropped is refused by the APIs: drop it too.
+        while excess < len(self._history) and self._history[excess].role is Role.TOOL:
+            excess += 1
+        if excess:
             del self._history[:excess]
-            rec = self._response
-            if rec is not None and rec.history_index is not None:
-                rec.history_index = (
-                    rec.history_index - excess if rec.history_index >= excess else None
-                )
+        return excess
 
     async def _messages(self) -> list[Message]:
         system = self._instructions
@@ -715,11 +635,6 @@ class CascadeEngine:
         return head + self._history
 
 
-def _score(stream: VADStream, frames: list[bytes]) -> list[float]:
-    # Runs in the model executor: one call per received batch, not per frame.
-    return [stream.probability(f) for f in frames]
-
-
 def _render(data: object) -> str:
     if isinstance(data, str):
         return data
@@ -727,18 +642,6 @@ def _render(data: object) -> str:
         return json.dumps(data, ensure_ascii=False, default=str)
     except (TypeError, ValueError):
         return repr(data)
-
-
-def _error_event(exc: BaseException) -> ErrorEvent:
-    if isinstance(exc, AuthError):
-        code = "auth_error"
-    elif isinstance(exc, RateLimited):
-        code = "rate_limited"
-    elif isinstance(exc, ProviderError):
-        code = "provider_error"
-    else:
-        code = getattr(exc, "code", "error")
-    return ErrorEvent(code, str(exc), fatal=False)
 
 
 def _clean(text: str) -> str:

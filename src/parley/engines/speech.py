@@ -1,0 +1,393 @@
+"""The speech front end: caller audio in, user turns (with their transcripts) out.
+
+One :class:`SpeechFrontEnd` per call, shared by the cascade engine and the local
+Realtime server. It does the part of "hearing" that both need:
+
+1. **VAD** — all complete frames of a received batch are scored in *one*
+   executor call (:func:`~parley.providers.models.run_blocking`), never one task
+   or one call per frame;
+2. **turn detection** — each frame and its probability go through a
+   :class:`~parley.turns.TurnDetector`;
+3. **speculative STT** — at the first short silence
+   (:class:`~parley.turns.SpeechPaused`) the utterance so far is transcribed; if
+   the turn then ends with no new speech, :class:`UserTurn` hands out that
+   transcript (usually already in), otherwise the STT starts at the end of turn;
+4. **endpointing** — with an :class:`~parley.endpointing.EndpointConfig`, the
+   speculative transcript sets how much silence ends *this* turn
+   (:meth:`EndpointPolicy.wait_ms <parley.endpointing.EndpointPolicy.wait_ms>`):
+   the front end looks at it before each frame and in :meth:`SpeechFrontEnd.poll`,
+   which its owner calls when ``on_transcript`` says one is in (the turn may end
+   then without any new audio).
+
+It is an asyncio shell only where it has to be (the executor call, the STT
+tasks); what comes out are typed, frozen outputs (:data:`SpeechOutput`) returned
+from :meth:`~SpeechFrontEnd.push`, :meth:`~SpeechFrontEnd.poll` and
+:meth:`~SpeechFrontEnd.flush`, in the order they happened. Positions are
+milliseconds of input audio since the front end was created (``position_ms``): a
+:meth:`~SpeechFrontEnd.reconfigure` (the Realtime ``server_vad`` parameters) builds
+a new detector but the positions go on, and audio pushed while turn detection is
+off (``turn=None``) still counts. Wall times (``speech_end_t``) come from the
+arrival times given with each chunk, so the end-of-speech time a latency metric
+starts from is when that audio reached the server, not when a backlog was scored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, TypeAlias
+
+from parley.endpointing import EndpointConfig, EndpointPolicy
+from parley.errors import ParleyError
+from parley.providers.models import run_blocking
+from parley.providers.seams import STT, VAD, Transcript, VADStream
+from parley.tasks import cancel_and_wait
+from parley.turns import (
+    SpeechPaused,
+    SpeechResumed,
+    SpeechStarted,
+    TurnConfig,
+    TurnDetector,
+    TurnEnded,
+    TurnSignal,
+)
+
+__all__ = [
+    "SpeechFrontEnd",
+    "SpeechOutput",
+    "SpeechPause",
+    "SpeechResume",
+    "SpeechStart",
+    "Transcription",
+    "UserTurn",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Transcription:
+    """What the STT made of an utterance: the transcript or the error it raised
+    (an error is a value here: the turn that uses it reports it), and how long the
+    STT took in ms."""
+
+    result: Transcript | ParleyError
+    stt_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechStart:
+    """The user started speaking. ``audio_ms`` is the onset; ``start_ms`` is where
+    the turn's audio begins (onset minus the prefix padding, never below the start
+    of the current detector); ``gap_ms`` the silence since the previous turn's end."""
+
+    audio_ms: float
+    start_ms: float
+    gap_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechPause:
+    """The first short silence of an utterance; ``speculating``: an STT run started."""
+
+    audio_ms: float
+    speculating: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechResume:
+    """Speech came back after a :class:`SpeechPause`; the speculation was dropped."""
+
+    audio_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class UserTurn:
+    """The user's turn is over.
+
+    ``audio`` is the utterance (prefix padding, speech, the short trailing silence);
+    ``audio_ms`` is where speech ended and ``speech_end_t`` the monotonic time that
+    audio arrived. ``transcript`` resolves to its :class:`Transcription` (it never
+    raises but ``CancelledError``); ``speculative_hit`` says it is the speculative
+    run's. ``figures`` are the numbers a turn's metrics report:
+    ``end_of_turn_wait_ms``, ``speculative_stt_runs`` and, when a transcript was
+    judged, ``endpoint_verdict`` (1 complete, 0 unsure, -1 incomplete).
+    """
+
+    audio_ms: float
+    audio: bytes
+    speech_ms: float
+    reason: Literal["silence", "max_utterance", "flush"]
+    speech_end_t: float
+    transcript: asyncio.Future[Transcription]
+    speculative_hit: bool
+    figures: Mapping[str, float] = field(default_factory=dict)
+
+
+SpeechOutput: TypeAlias = SpeechStart | SpeechPause | SpeechResume | UserTurn
+
+_VERDICT_CODE = {"complete": 1.0, "unsure": 0.0, "incomplete": -1.0}
+
+
+@dataclass(slots=True)
+class _Speculation:
+    audio: bytes
+    task: asyncio.Task[Transcription]
+    judged: bool = False  # the endpointing policy has seen its transcript
+
+
+class SpeechFrontEnd:
+    """VAD → turn detector → speculative STT → endpointing for one call.
+
+    ``turn=None`` turns detection off (audio is only counted). ``endpointing=None``
+    (or ``mode="acoustic"``) keeps the detector's acoustic wait. ``on_transcript``
+    is called (from a done callback: it must not block) when a speculative
+    transcript is in and the owner should call :meth:`poll`.
+    """
+
+    def __init__(
+        self,
+        vad: VAD,
+        stt: STT,
+        turn: TurnConfig | None,
+        *,
+        speculative_stt: bool = True,
+        endpointing: EndpointConfig | None = None,
+        on_transcript: Callable[[], None] | None = None,
+    ) -> None:
+        self._vad, self._stt = vad, stt
+        self._rate = vad.sample_rate
+        self._turn = turn
+        self._speculative = speculative_stt
+        self._endpoint = EndpointPolicy(endpointing or EndpointConfig(mode="acoustic"))
+        self._on_transcript = on_transcript
+        self._stream: VADStream | None = None
+        self._detector: TurnDetector | None = None
+        self._offset_ms = 0.0  # position where the current detector started
+        self._pending = b""  # a partial frame, completed by the next chunk
+        # Recent frame end positions → arrival times, to date the end of speech.
+        self._arrivals: deque[tuple[float, float]] = deque(maxlen=512)
+        self._speculation: _Speculation | None = None
+        self._spec_runs = 0  # speculative STT runs in the current utterance
+        self._verdict: float | None = None  # the current pause's judgement (code)
+        self._tasks: set[asyncio.Task[Transcription]] = set()
+        self._epoch = 0  # bumped by reset/reconfigure: frames scored before are stale
+
+    # -- state -------------------------------------------------------------------------
+
+    @property
+    def turn_config(self) -> TurnConfig | None:
+        return self._turn
+
+    @property
+    def position_ms(self) -> float:
+        """Milliseconds of input audio taken in so far (whole frames)."""
+        det = self._detector
+        return self._offset_ms + (det.position_ms if det is not None else 0.0)
+
+    @property
+    def in_turn(self) -> bool:
+        """True between :class:`SpeechStart` and :class:`UserTurn`."""
+        return self._detector is not None and self._detector.in_turn
+
+    # -- control -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Make the VAD stream now (it may load the model: off the event loop).
+        Optional: the first :meth:`push` does it otherwise."""
+        if self._stream is None:
+            self._stream = await run_blocking(self._vad.stream)
+        if self._detector is None and self._turn is not None:
+            self._detector = TurnDetector(self._turn, self._rate, self._stream.frame_bytes)
+
+    def reconfigure(self, turn: TurnConfig | None) -> None:
+        """New turn-taking settings from here on (``None``: detection off). The
+        utterance in progress and any speculation are dropped; positions go on."""
+        self._offset_ms = self.position_ms
+        self._turn = turn
+        self._detector = None
+        if turn is not None and self._stream is not None:
+            self._detector = TurnDetector(turn, self._rate, self._stream.frame_bytes)
+        self._pending = b""
+        self._epoch += 1
+        self._forget_utterance()
+
+    def reset(self) -> None:
+        """Drop the utterance in progress, the prefix padding and any speculation
+        (the Realtime ``input_audio_buffer.clear`` / a manual commit)."""
+        if self._detector is not None:
+            self._detector.reset()
+        self._pending = b""
+        self._epoch += 1
+        self._forget_utterance()
+
+    def flush(self) -> UserTurn | None:
+        """End the turn in progress now (``reason="flush"``), if there is one."""
+        det = self._detector
+        if det is None:
+            return None
+        ended = det.flush()
+        if ended is None:
+            self._forget_utterance()
+            return None
+        return self._turn_ended(ended)
+
+    def transcribe(self, audio: bytes) -> asyncio.Task[Transcription]:
+        """Transcribe ``audio`` in a task this front end tracks (a manual commit)."""
+        task = asyncio.get_running_loop().create_task(self._transcribe(audio))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def aclose(self) -> None:
+        """Cancel every STT task it started (handed out or not) and wait for them."""
+        self._speculation = None
+        for task in list(self._tasks):
+            await cancel_and_wait(task)
+
+    # -- audio -------------------------------------------------------------------------
+
+    async def push(self, batch: Sequence[tuple[bytes, float]]) -> list[SpeechOutput]:
+        """Take chunks of PCM16 mono at the VAD's rate, each with its arrival time
+        (``time.monotonic()``), and return what happened, in order. All complete
+        frames of the batch are scored in one executor call."""
+        if self._turn is None:
+            self._offset_ms += sum(len(pcm) for pcm, _t in batch) / 2 / self._rate * 1000
+            return []
+        if self._detector is None:
+            await self.start()
+            if self._detector is None:  # reconfigured to None while the model loaded
+                return []
+        det, stream = self._detector, self._stream
+        assert stream is not None
+        size = det.frame_bytes
+        frames: list[bytes] = []
+        times: list[float] = []
+        buf = self._pending
+        for pcm, t in batch:
+            buf += pcm
+            n = len(buf) // size * size
+            frames.extend(buf[i : i + size] for i in range(0, n, size))
+            times.extend([t] * (n // size))
+            buf = buf[n:]
+        self._pending = buf
+        out: list[SpeechOutput] = []
+        if not frames:
+            return out
+        epoch = self._epoch
+        probs = await run_blocking(_score, stream, frames)
+        if epoch != self._epoch:
+            return out  # reset or reconfigured while the frames were scored: stale
+        offset = self._offset_ms
+        for frame, prob, t in zip(frames, probs, times, strict=True):
+            spec = self._speculation
+            if spec is not None and not spec.judged and spec.task.done():
+                self._judge(out)
+            signal = det.push(frame, prob)
+            self._arrivals.append((offset + det.position_ms, t))
+            if signal is not None:
+                self._on_signal(signal, out)
+        return out
+
+    def poll(self) -> list[SpeechOutput]:
+        """Judge a speculative transcript that is in; the turn may end here and now."""
+        out: list[SpeechOutput] = []
+        self._judge(out)
+        return out
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _on_signal(self, signal: TurnSignal, out: list[SpeechOutput]) -> None:
+        off = self._offset_ms
+        if isinstance(signal, SpeechStarted):
+            self._forget_utterance()
+            prefix = self._turn.prefix_padding_ms if self._turn is not None else 0.0
+            start = max(0.0, signal.audio_ms - prefix) + off
+            out.append(SpeechStart(signal.audio_ms + off, start, signal.gap_ms))
+        elif isinstance(signal, SpeechPaused):
+            self._drop_speculation()
+            if self._speculative:
+                task = self.transcribe(signal.audio)
+                self._speculation = _Speculation(signal.audio, task)
+                self._spec_runs += 1
+                if self._endpoint.enabled and self._on_transcript is not None:
+                    wake = self._on_transcript
+                    task.add_done_callback(lambda _t: wake())
+            out.append(SpeechPause(signal.audio_ms + off, self._speculative))
+        elif isinstance(signal, SpeechResumed):
+            self._drop_speculation()
+            self._verdict = None
+            out.append(SpeechResume(signal.audio_ms + off))
+        else:
+            out.append(self._turn_ended(signal))
+
+    def _turn_ended(self, ended: TurnEnded) -> UserTurn:
+        figures = {
+            "end_of_turn_wait_ms": ended.wait_ms,
+            "speculative_stt_runs": float(self._spec_runs),
+        }
+        if self._verdict is not None:
+            figures["endpoint_verdict"] = self._verdict
+        spec, self._speculation = self._speculation, None
+        self._spec_runs, self._verdict = 0, None
+        hit = spec is not None and spec.audio == ended.audio
+        if spec is not None and not hit:
+            spec.task.cancel()
+        task = spec.task if spec is not None and hit else self.transcribe(ended.audio)
+        end_ms = ended.audio_ms + self._offset_ms
+        return UserTurn(
+            audio_ms=end_ms,
+            audio=ended.audio,
+            speech_ms=ended.speech_ms,
+            reason=ended.reason,
+            speech_end_t=self._arrival(end_ms),
+            transcript=task,
+            speculative_hit=hit,
+            figures=figures,
+        )
+
+    def _judge(self, out: list[SpeechOutput]) -> None:
+        spec, det = self._speculation, self._detector
+        if spec is None or spec.judged or not spec.task.done() or det is None:
+            return
+        spec.judged = True
+        if spec.task.cancelled() or not self._endpoint.enabled:
+            return
+        result = spec.task.result().result
+        if isinstance(result, ParleyError):
+            return  # keep the acoustic wait; the turn reports the error
+        verdict, wait = self._endpoint.wait_ms(result.text)
+        self._verdict = _VERDICT_CODE[verdict]
+        ended = det.set_end_of_turn_silence(wait)
+        if ended is not None:
+            out.append(self._turn_ended(ended))
+
+    def _arrival(self, audio_ms: float) -> float:
+        """Wall time at which input position ``audio_ms`` reached us."""
+        for end_ms, t in self._arrivals:
+            if end_ms >= audio_ms:
+                return t
+        return time.monotonic()
+
+    def _drop_speculation(self) -> None:
+        if self._speculation is not None:
+            self._speculation.task.cancel()
+            self._speculation = None
+
+    def _forget_utterance(self) -> None:
+        self._drop_speculation()
+        self._spec_runs, self._verdict = 0, None
+
+    async def _transcribe(self, audio: bytes) -> Transcription:
+        t0 = time.monotonic()
+        try:
+            result: Transcript | ParleyError = await self._stt.transcribe(audio)
+        except ParleyError as exc:  # a value: the turn that uses it reports it
+            result = exc
+        return Transcription(result, (time.monotonic() - t0) * 1000)
+
+
+def _score(stream: VADStream, frames: list[bytes]) -> list[float]:
+    # Runs in the model executor: one call per received batch, not per frame.
+    return [stream.probability(f) for f in frames]
