@@ -145,6 +145,18 @@ async def test_models_load_once_and_inference_stays_off_the_loop(
     ]
 
 
+async def test_whisper_logs_no_line_per_utterance(
+    stack: tuple[SileroVAD, WhisperSTT, PiperTTS], caplog: pytest.LogCaptureFixture
+) -> None:
+    _vad, stt, tts = stack
+    speech = b"".join([chunk async for chunk in tts.synthesize("Hello there.")])
+    pcm = np.frombuffer(speech, dtype="<i2")
+    at_16k = soxr.resample(pcm, tts.sample_rate, 16000).astype("<i2").tobytes()
+    caplog.set_level(logging.INFO)  # a server logging at INFO
+    assert norm((await stt.transcribe(at_16k)).text) == "hello there"
+    assert not [r for r in caplog.records if r.name.startswith("faster_whisper")]
+
+
 def test_resample_helper_sanity() -> None:
     x = np.zeros(22050, dtype=np.int16)
     assert len(soxr.resample(x, 22050, 16000)) == 16000

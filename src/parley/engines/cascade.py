@@ -35,11 +35,12 @@ import json
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from parley.audio.format import AudioFormat
 from parley.endpointing import EndpointConfig
 from parley.engines.reply import ReplyRecord, Segment, Stage, failure_event
-from parley.engines.seams import EngineStats, ToolRunner
+from parley.engines.seams import CallEngine, EngineStats, ToolRunner
 from parley.engines.speech import SpeechFrontEnd, SpeechOutput, SpeechStart, Transcription, UserTurn
 from parley.engines.text_hooks import HeldSplitter, TextHook
 from parley.errors import ConfigError, ParleyError
@@ -646,3 +647,9 @@ def _render(data: object) -> str:
 
 def _clean(text: str) -> str:
     return " ".join(text.split())
+
+
+if TYPE_CHECKING:  # mypy proves the cascade has every capability a call needs
+
+    def _is_call_engine(engine: CascadeEngine) -> CallEngine:
+        return engine

@@ -10,6 +10,7 @@ no timestamps.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,9 @@ class WhisperSTT:
         def load() -> Any:
             from faster_whisper import WhisperModel
 
+            # faster-whisper logs "Processing audio with duration …" at INFO for every
+            # utterance: a line per turn per call in a server's log. Warnings stay.
+            logging.getLogger("faster_whisper").setLevel(logging.WARNING)
             return WhisperModel(
                 str(self._path),
                 device="cpu",
