@@ -13,10 +13,9 @@ from typing import Any
 
 import pytest
 
-import parley.conversation.session as session_mod
 from parley.audio.format import OPENAI_PCM_FORMAT, TWILIO_FORMAT
-from parley.audio.g711 import ulaw_decode, ulaw_encode
 from parley.audio.resample import StreamResampler
+from parley.audio.transcode import Transcoder
 from parley.conversation import Conversation, ToolRegistry
 from parley.engines.realtime import RealtimeConfig, RealtimeEngine
 from parley.errors import AuthError, ProviderError
@@ -428,7 +427,7 @@ async def test_reconnect_buffer_is_bounded_and_counts_drops() -> None:
 async def test_ulaw_pass_through_bytes_in_equal_bytes_forwarded(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    calls: dict[str, int] = {"decode": 0, "encode": 0, "resample": 0}
+    calls: dict[str, int] = {"transcode": 0, "resample": 0}
 
     def counting(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         def wrapper(*a: Any, **k: Any) -> Any:
@@ -437,11 +436,18 @@ async def test_ulaw_pass_through_bytes_in_equal_bytes_forwarded(
 
         return wrapper
 
-    # The conversation's own codec references, and every resampler anywhere.
-    monkeypatch.setattr(session_mod, "ulaw_decode", counting("decode", ulaw_decode))
-    monkeypatch.setattr(session_mod, "ulaw_encode", counting("encode", ulaw_encode))
-    process = StreamResampler.process
-    monkeypatch.setattr(StreamResampler, "process", counting("resample", process))
+    # Every transcoder that is not a pass-through, and every resampler anywhere.
+    process = Transcoder.process
+
+    def transcode(self: Transcoder, data: bytes) -> bytes:
+        if not self.passthrough:
+            calls["transcode"] += 1
+        return process(self, data)
+
+    monkeypatch.setattr(Transcoder, "process", transcode)
+    for name in ("process", "process_array"):
+        method = getattr(StreamResampler, name)
+        monkeypatch.setattr(StreamResampler, name, counting("resample", method))
 
     reply = bytes(range(256)) * 4  # every µ-law code, 128 ms at 8 kHz
     async with RealtimeUpstream(turn_audio_ms=None) as up:
@@ -475,7 +481,7 @@ async def test_ulaw_pass_through_bytes_in_equal_bytes_forwarded(
         assert got == reply
         await peer.hangup()
         await asyncio.wait_for(task, 5)
-    assert calls == {"decode": 0, "encode": 0, "resample": 0}
+    assert calls == {"transcode": 0, "resample": 0}
 
 
 async def test_ulaw_pass_through_inbound_via_conversation() -> None:

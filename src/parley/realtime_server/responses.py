@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from parley.audio.transcode import ReplyTranscoder
 from parley.events import ToolCall, ToolResult
 from parley.protocols.openai_realtime import (
     ContentPart,
@@ -35,6 +36,7 @@ from parley.protocols.openai_realtime import (
     ConversationItemAdded,
     ConversationItemDone,
     Part,
+    RealtimeAudioFormat,
     RealtimeResponse,
     ResponseAudio,
     ResponseAudioOutput,
@@ -59,7 +61,6 @@ from parley.protocols.openai_realtime import (
 )
 from parley.protocols.openai_realtime import ResponseDone as WireResponseDone
 
-from .audio_io import OutboundAudio
 from .usage import InputPiece, estimate_usage
 
 __all__ = ["DELTA_MS", "PendingCall", "ResponseRecord", "ResponseWriter", "new_id"]
@@ -102,7 +103,8 @@ class ResponseRecord:
     id: str
     item_id: str  # the assistant message item, once opened
     modalities: list[Literal["text", "audio"]]
-    out: OutboundAudio
+    out: ReplyTranscoder
+    out_format: RealtimeAudioFormat
     in_conversation: bool
     instructions: str | None  # a per-response override
     inputs: list[str] | None  # texts of ``response.input``, when given
@@ -179,7 +181,7 @@ class ResponseWriter:
             output_modalities=rec.modalities,
             max_output_tokens="inf",
             audio=ResponseAudio(
-                output=ResponseAudioOutput(format=rec.out.format, voice=self._voice())
+                output=ResponseAudioOutput(format=rec.out_format, voice=self._voice())
             ),
             metadata=None,
             usage=usage,
@@ -268,7 +270,7 @@ class ResponseWriter:
         await self._audio_deltas(rec, wire)
 
     async def _audio_deltas(self, rec: ResponseRecord, wire: bytes) -> None:
-        fmt = rec.out.format
+        fmt = rec.out_format
         width = 2 if fmt.encoding == "pcm16" else 1
         step = int(fmt.sample_rate * DELTA_MS / 1000) * width
         for i in range(0, len(wire), step):

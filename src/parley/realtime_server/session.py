@@ -121,7 +121,7 @@ from parley.turns import (
     TurnSignal,
 )
 
-from .audio_io import InboundAudio, OutboundAudio
+from .audio_io import inbound, outbound
 from .backend import RealtimeBackend
 from .responses import DELTA_MS, PendingCall, ResponseRecord, ResponseWriter, new_id
 from .settings import (
@@ -201,7 +201,8 @@ class RealtimeSession:
         self._eids = itertools.count(1)
         self._closed = False
         # input
-        self._inbound = InboundAudio(format_or_default(audio_in(self._session).format), self._rate)
+        self._inbound = inbound(format_or_default(audio_in(self._session).format), self._rate)
+        self._in_format = format_or_default(audio_in(self._session).format)
         self._buffer = bytearray()
         self._dropped_ms = 0.0
         self._vad: VADStream | None = None
@@ -366,8 +367,8 @@ class RealtimeSession:
         )
         # Everything checked: apply.
         self._session = new
-        if in_fmt != self._inbound.format:
-            self._inbound = InboundAudio(in_fmt, self._rate)
+        if in_fmt != self._in_format:
+            self._in_format, self._inbound = in_fmt, inbound(in_fmt, self._rate)
         self._out_format = out_fmt
         if td != audio_in(old).turn_detection:
             self._configure_turns(config)
@@ -432,7 +433,7 @@ class RealtimeSession:
     # -- input audio ---------------------------------------------------------------------
 
     async def _append(self, data: bytes) -> None:
-        pcm = self._inbound.convert(data)
+        pcm = self._inbound.process(data)
         if not pcm:
             return
         self._buffer += pcm
@@ -806,7 +807,8 @@ class RealtimeSession:
             id=new_id("resp"),
             item_id=new_id("item"),
             modalities=mods,
-            out=OutboundAudio(out_fmt),
+            out=outbound(out_fmt),
+            out_format=out_fmt,
             in_conversation=in_conversation,
             instructions=params.instructions
             if params is not None and isinstance(params.instructions, str)
@@ -998,7 +1000,8 @@ class RealtimeSession:
                 id=new_id("resp"),
                 item_id=new_id("item"),
                 modalities=list(session_mods) if isinstance(session_mods, list) else ["audio"],
-                out=OutboundAudio(self._out_format),
+                out=outbound(self._out_format),
+                out_format=self._out_format,
                 in_conversation=True,
                 instructions=None,
                 inputs=None,
@@ -1027,8 +1030,10 @@ class RealtimeSession:
     async def _on_engine_event(self, event: Event) -> None:
         if isinstance(event, AudioDelta):
             rec = self._live(event.response_id)
-            if rec is not None and rec.audio and event.encoding == "pcm16":
-                await self._writer.audio(rec, rec.out.convert(event.audio, event.sample_rate))
+            if rec is not None and rec.audio:
+                await self._writer.audio(
+                    rec, rec.out.process(event.audio, event.encoding, event.sample_rate)
+                )
         elif isinstance(event, TextDelta):
             rec = self._live(event.response_id)
             if rec is not None:
