@@ -88,6 +88,7 @@ from parley.events import (
 from parley.metrics.pricing import cost_usd, prices_for
 from parley.protocols.openai_realtime import InputTranscription, TurnDetection
 from parley.providers.seams import ToolSpec
+from parley.tasks import cancel_and_wait
 
 from .devices import AudioSink, AudioSource, SoundDeviceMicrophone, SoundDeviceSpeaker
 from .vad import ClientVAD, VADSettings, VoiceAudio, VoiceStarted, VoiceStopped
@@ -467,12 +468,11 @@ class VoiceClient:
         if run is not None:
             with contextlib.suppress(ParleyError):
                 await run
-        for task in self._tasks:  # the dispatcher ends by itself when the engine has
-            if task.get_name() != "voice-client-events":
-                task.cancel()
         for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            if task.get_name() == "voice-client-events":
+                await task  # the dispatcher ends by itself once the engine has
+            else:
+                await cancel_and_wait(task)
         self._tasks = []
         if self._speaker is not None:
             await self._speaker.close()
@@ -510,10 +510,7 @@ class VoiceClient:
         task, self._mic_task = self._mic_task, None
         if task is None:
             return
-        if not task.done():
-            task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)
         if self._microphone is not None:
             await self._microphone.close()
         if self._engine is not None:

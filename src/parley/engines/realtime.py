@@ -38,7 +38,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from parley.audio.format import AudioFormat
-from parley.engines.playback import estimated_played_ms, still_playing
+from parley.engines.playback import estimated_played_ms, heard_text, still_playing
 from parley.engines.seams import EngineStats, ToolRunner
 from parley.engines.text_hooks import HeldSplitter, TextHook
 from parley.errors import AuthError, ConfigError, ParleyError, ProviderError, RemoteProtocolError
@@ -184,17 +184,10 @@ class _Reply:
         )
 
     def heard_text(self, played_ms: float) -> str:
-        # The transcript runs ahead of the audio; map heard time onto it
-        # proportionally and keep whole words only.
-        if self.audio_ms <= 0 or played_ms <= 0:
-            return ""
-        if played_ms >= self.audio_ms and not self.generating:
-            return self.transcript.strip()
-        cut = int(len(self.transcript) * min(1.0, played_ms / self.audio_ms))
-        part = self.transcript[:cut]
-        if cut < len(self.transcript) and not self.transcript[cut].isspace():
-            part = part.rsplit(None, 1)[0] if " " in part.strip() else ""
-        return " ".join(part.split())
+        # The transcript runs ahead of the audio: one segment over the audio sent.
+        return heard_text(
+            [(self.transcript, 0.0, self.audio_ms)] if self.audio_ms else [], played_ms
+        )
 
 
 @dataclass(slots=True)

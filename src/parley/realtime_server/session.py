@@ -55,6 +55,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import msgspec
 
+from parley.engines.playback import heard_text
 from parley.errors import ParleyError, ProtocolError, RemoteProtocolError
 from parley.events import (
     AudioDelta,
@@ -747,7 +748,7 @@ class RealtimeSession:
         rec = self._response
         if rec is not None and rec.item_id == event.item_id and rec.engine_id is not None:
             await self._engine.report_playback(rec.engine_id, float(event.audio_end_ms))
-        heard = _cut_words(item.text, event.audio_end_ms / total if total else 1.0)
+        heard = heard_text([(item.text, 0.0, total)], float(event.audio_end_ms))
         part_type = "output_audio" if total else "output_text"
         content = (
             [ContentPart(type=part_type, transcript=heard)]
@@ -1127,14 +1128,3 @@ def _describe(item: ConversationItem) -> str:
     if item.type == "function_call":
         return f"tool call {item.name}({item.arguments})"
     return f"{item.role}: {item.text}"
-
-
-def _cut_words(text: str, fraction: float) -> str:
-    """The first ``fraction`` of ``text`` in whole words (what was heard up to a cut)."""
-    if fraction >= 1.0:
-        return text
-    cut = int(len(text) * max(0.0, fraction))
-    head = text[:cut]
-    if cut < len(text) and not text[cut].isspace() and head and not head[-1].isspace():
-        head = head.rsplit(None, 1)[0] if " " in head.strip() else ""
-    return head.strip()
