@@ -2,8 +2,10 @@
 
 - Client side (``RealtimeEngine``): build client events, :func:`encode_event`, and
   :func:`parse_server_event` for what comes back.
-- Server side (the local Realtime server): :func:`parse_client_event`, build server
-  events, :func:`encode_event`.
+- Server side (the local Realtime server, the test kit's fake upstream):
+  :func:`parse_client_event`, :class:`ServerConversation` (items, responses,
+  truncation, the input buffer) and :class:`ResponseWriter` (one response's event
+  choreography), :func:`encode_event`.
 
 GA is what Parley speaks; beta names and the beta flat session shape are
 accepted on input and mapped onto GA (protocols.md §1.5). Audio stays base64
@@ -51,6 +53,8 @@ from .items import (
     decode_audio,
     encode_audio,
 )
+from .response_writer import DELTA_MS, ItemLog, ResponseOutput, ResponseWriter
+from .server_conversation import ServerConversation, ServerResponse
 from .server_events import (
     ContentPartEvent,
     ConversationCreated,
@@ -137,6 +141,7 @@ from .usage import (
 
 __all__ = [
     "BETA_EVENT_NAMES",
+    "DELTA_MS",
     "MAX_AUDIO_APPEND_BYTES",
     "MAX_FRAME_BYTES",
     "PCM16_24K",
@@ -180,6 +185,7 @@ __all__ = [
     "InputAudioTranscriptionSegment",
     "InputTokenDetails",
     "InputTranscription",
+    "ItemLog",
     "LogProb",
     "McpListToolsCompleted",
     "McpListToolsFailed",
@@ -211,6 +217,7 @@ __all__ = [
     "ResponseMcpCallCompleted",
     "ResponseMcpCallFailed",
     "ResponseMcpCallInProgress",
+    "ResponseOutput",
     "ResponseOutputAudioDelta",
     "ResponseOutputAudioDone",
     "ResponseOutputAudioTranscriptDelta",
@@ -221,7 +228,10 @@ __all__ = [
     "ResponseOutputTextDone",
     "ResponseParams",
     "ResponseUsage",
+    "ResponseWriter",
+    "ServerConversation",
     "ServerEvent",
+    "ServerResponse",
     "Session",
     "SessionCreated",
     "SessionUpdate",
