@@ -16,6 +16,7 @@ text on the hot-path structs (``InputAudioBufferAppend.audio``,
 
 from __future__ import annotations
 
+from .client_conversation import ClientConversation
 from .client_events import (
     MAX_AUDIO_APPEND_BYTES,
     ClientEvent,
@@ -151,6 +152,7 @@ __all__ = [
     "AudioInput",
     "AudioOutput",
     "CachedTokensDetails",
+    "ClientConversation",
     "ClientEvent",
     "ContentPart",
     "ContentPartEvent",
