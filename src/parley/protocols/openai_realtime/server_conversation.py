@@ -56,6 +56,7 @@ __all__ = [
     "InputBuffer",
     "ItemEntry",
     "PendingCall",
+    "ResponseInput",
     "ServerConversation",
     "ServerResponse",
     "check_format",
@@ -204,7 +205,7 @@ class ServerResponse:
 
 
 @dataclass(frozen=True, slots=True)
-class Turn:
+class ResponseInput:
     """What :meth:`ServerConversation.begin` hands the model for one response."""
 
     texts: list[str]  # new user words (empty for a continuation)
@@ -542,7 +543,9 @@ class ServerConversation:
             return []
         return [p for p in self.calls.values() if p.result is not None and not p.delivered]
 
-    def begin(self, rec: ServerResponse, instructions: str) -> tuple[Turn, list[ServerEvent]]:
+    def begin(
+        self, rec: ServerResponse, instructions: str
+    ) -> tuple[ResponseInput, list[ServerEvent]]:
         """The response's turn comes (responses run in order): what it gives the model,
         and ``response.created``. The input is measured for the usage estimate."""
         rec.input_instructions = rec.instructions if rec.instructions is not None else instructions
@@ -562,7 +565,7 @@ class ServerConversation:
                     entry.sent = True
                     if entry.item.text.strip():
                         texts.append(entry.item.text.strip())
-        return Turn(texts, answered), self.writer.created(rec.out)
+        return ResponseInput(texts, answered), self.writer.created(rec.out)
 
     def start(self, rec: ServerResponse, answered: list[PendingCall]) -> None:
         """The model is now answering ``rec``; a continuation is bound to the waiting
