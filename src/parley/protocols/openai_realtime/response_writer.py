@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Final, Literal, Protocol
+from typing import Any, Final, Literal, Protocol
 
 from .items import (
     ContentPart,
@@ -148,6 +148,16 @@ class ResponseOutput:
         return heard_text([(self.transcript, 0.0, self.audio_ms)], self.truncated_ms)
 
 
+def _scope(out: ResponseOutput) -> dict[str, Any]:
+    """The fields that place an event in the response's message content."""
+    return {
+        "response_id": out.id,
+        "item_id": out.item_id,
+        "output_index": out.message_index,
+        "content_index": 0,
+    }
+
+
 class ResponseWriter:
     """The events of each step of a response (see the module docstring).
 
@@ -249,14 +259,7 @@ class ResponseWriter:
                 ConversationItemAdded(event_id=self._eid(), item=item, previous_item_id=previous)
             )
         events.append(
-            ResponseContentPartAdded(
-                event_id=self._eid(),
-                response_id=out.id,
-                item_id=out.item_id,
-                output_index=out.message_index,
-                content_index=0,
-                part=self._part(out, ""),
-            )
+            ResponseContentPartAdded(event_id=self._eid(), part=self._part(out, ""), **_scope(out))
         )
         return True
 
@@ -267,16 +270,7 @@ class ResponseWriter:
             return events
         out.text.append(delta)
         cls = ResponseOutputAudioTranscriptDelta if out.audio else ResponseOutputTextDelta
-        events.append(
-            cls(
-                event_id=self._eid(),
-                response_id=out.id,
-                item_id=out.item_id,
-                output_index=out.message_index,
-                content_index=0,
-                delta=delta,
-            )
-        )
+        events.append(cls(event_id=self._eid(), delta=delta, **_scope(out)))
         return events
 
     def audio(self, out: ResponseOutput, wire: bytes) -> list[ServerEvent]:
@@ -296,12 +290,7 @@ class ResponseWriter:
             out.audio_ms += fmt.duration_ms(len(chunk))
             events.append(
                 ResponseOutputAudioDelta(
-                    event_id=self._eid(),
-                    response_id=out.id,
-                    item_id=out.item_id,
-                    output_index=out.message_index,
-                    content_index=0,
-                    delta=encode_audio(chunk),
+                    event_id=self._eid(), delta=encode_audio(chunk), **_scope(out)
                 )
             )
 
@@ -314,50 +303,20 @@ class ResponseWriter:
         if out.message != "open":
             out.message = "closed"
             return events
-        r, it, index = out.id, out.item_id, out.message_index
+        index = out.message_index
         if out.audio and tail and status == "completed" and out.truncated_ms is None:
             self._audio_deltas(out, tail, events)
         text = out.heard(self._heard_text)
+        scope = _scope(out)
         if out.audio:
+            events.append(ResponseOutputAudioDone(event_id=self._eid(), **scope))
             events.append(
-                ResponseOutputAudioDone(
-                    event_id=self._eid(),
-                    response_id=r,
-                    item_id=it,
-                    output_index=index,
-                    content_index=0,
-                )
-            )
-            events.append(
-                ResponseOutputAudioTranscriptDone(
-                    event_id=self._eid(),
-                    transcript=text,
-                    response_id=r,
-                    item_id=it,
-                    output_index=index,
-                    content_index=0,
-                )
+                ResponseOutputAudioTranscriptDone(event_id=self._eid(), transcript=text, **scope)
             )
         else:
-            events.append(
-                ResponseOutputTextDone(
-                    event_id=self._eid(),
-                    text=text,
-                    response_id=r,
-                    item_id=it,
-                    output_index=index,
-                    content_index=0,
-                )
-            )
+            events.append(ResponseOutputTextDone(event_id=self._eid(), text=text, **scope))
         events.append(
-            ResponseContentPartDone(
-                event_id=self._eid(),
-                part=self._part(out, text),
-                response_id=r,
-                item_id=it,
-                output_index=index,
-                content_index=0,
-            )
+            ResponseContentPartDone(event_id=self._eid(), part=self._part(out, text), **scope)
         )
         out.message = "closed"
         complete = status == "completed" and out.truncated_ms is None
@@ -365,7 +324,7 @@ class ResponseWriter:
         out.outputs.insert(index, item)
         events.append(
             ResponseOutputItemDone(
-                event_id=self._eid(), response_id=r, output_index=index, item=item
+                event_id=self._eid(), response_id=out.id, output_index=index, item=item
             )
         )
         if out.in_conversation:
