@@ -13,10 +13,9 @@ from typing import Any
 
 import pytest
 
-import parley.conversation.session as session_mod
 from parley.audio.format import OPENAI_PCM_FORMAT, TWILIO_FORMAT
-from parley.audio.g711 import ulaw_decode, ulaw_encode
 from parley.audio.resample import StreamResampler
+from parley.audio.transcode import Transcoder
 from parley.conversation import Conversation, ToolRegistry
 from parley.engines.realtime import RealtimeConfig, RealtimeEngine
 from parley.errors import AuthError, ProviderError
@@ -42,6 +41,7 @@ from parley.protocols.openai_realtime import (
     SessionUpdate,
     TurnDetection,
 )
+from parley.providers.seams import Message
 from parley.testing.events import EventLog
 from parley.testing.realtime_upstream import (
     RealtimeUpstream,
@@ -428,7 +428,7 @@ async def test_reconnect_buffer_is_bounded_and_counts_drops() -> None:
 async def test_ulaw_pass_through_bytes_in_equal_bytes_forwarded(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    calls: dict[str, int] = {"decode": 0, "encode": 0, "resample": 0}
+    calls: dict[str, int] = {"transcode": 0, "resample": 0}
 
     def counting(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         def wrapper(*a: Any, **k: Any) -> Any:
@@ -437,11 +437,18 @@ async def test_ulaw_pass_through_bytes_in_equal_bytes_forwarded(
 
         return wrapper
 
-    # The conversation's own codec references, and every resampler anywhere.
-    monkeypatch.setattr(session_mod, "ulaw_decode", counting("decode", ulaw_decode))
-    monkeypatch.setattr(session_mod, "ulaw_encode", counting("encode", ulaw_encode))
-    process = StreamResampler.process
-    monkeypatch.setattr(StreamResampler, "process", counting("resample", process))
+    # Every transcoder that is not a pass-through, and every resampler anywhere.
+    process = Transcoder.process
+
+    def transcode(self: Transcoder, data: bytes) -> bytes:
+        if not self.passthrough:
+            calls["transcode"] += 1
+        return process(self, data)
+
+    monkeypatch.setattr(Transcoder, "process", transcode)
+    for name in ("process", "process_array"):
+        method = getattr(StreamResampler, name)
+        monkeypatch.setattr(StreamResampler, name, counting("resample", method))
 
     reply = bytes(range(256)) * 4  # every µ-law code, 128 ms at 8 kHz
     async with RealtimeUpstream(turn_audio_ms=None) as up:
@@ -475,7 +482,7 @@ async def test_ulaw_pass_through_bytes_in_equal_bytes_forwarded(
         assert got == reply
         await peer.hangup()
         await asyncio.wait_for(task, 5)
-    assert calls == {"decode": 0, "encode": 0, "resample": 0}
+    assert calls == {"transcode": 0, "resample": 0}
 
 
 async def test_ulaw_pass_through_inbound_via_conversation() -> None:
@@ -494,3 +501,74 @@ async def test_ulaw_pass_through_inbound_via_conversation() -> None:
             await peer.hangup()
             await asyncio.wait_for(task, 5)
         assert bytes(up.current.audio) == caller
+
+
+async def test_seed_history_goes_up_when_the_session_opens() -> None:
+    """HistorySeedable: a conversation under way becomes the session's items, in order,
+    right after session.update (the re-seed a reconnection does)."""
+    history = [
+        Message(Role.USER, "Where is my order?"),
+        Message(
+            Role.ASSISTANT,
+            "Let me look.",
+            tool_calls=(ToolCall("call_7", "find_order", '{"id": 7}'),),
+        ),
+        Message(Role.TOOL, '{"status": "shipped"}', tool_call_id="call_7"),
+        Message(Role.ASSISTANT, "It has shipped."),
+    ]
+    async with RealtimeUpstream(turn_audio_ms=None) as up:
+        engine = RealtimeEngine(config(up))
+        engine.seed_history(history)
+        async with running(engine):
+            await wait_for(lambda: bool(up.connections) and len(up.current.items) == 5)
+        sent = up.connections[0].events
+        assert isinstance(sent[0], SessionUpdate)
+        items = [e.item for e in sent[1:6] if isinstance(e, ConversationItemCreate)]
+        assert [(i.type, i.role, i.text) for i in items if i.type == "message"] == [
+            ("message", "user", "Where is my order?"),
+            ("message", "assistant", "Let me look."),
+            ("message", "assistant", "It has shipped."),
+        ]
+        assert [i.type for i in items] == [
+            "message",
+            "message",
+            "function_call",
+            "function_call_output",
+            "message",
+        ]
+        assert (items[2].call_id, items[2].name, items[3].output) == (
+            "call_7",
+            "find_order",
+            '{"status": "shipped"}',
+        )
+    assert engine.history[0] == ("user", "Where is my order?")
+
+
+async def test_cancel_response_stops_the_reply_with_what_was_heard() -> None:
+    """Cancellable: response.cancel upstream, the item truncated at the heard position,
+    ResponseDone(cancelled) with those words at once; nothing of the reply after it."""
+    async with RealtimeUpstream(delta_interval_s=0.03) as up:
+        words = "one two three four five six seven eight nine ten"
+        up.script(ScriptedResponse(words, chunks=10, chunk_ms=100))
+        engine = RealtimeEngine(config(up))
+        async with running(engine) as run:
+            await engine.send_audio(bytes(200 * PCM_MS))
+            await run.until(lambda: len(run.of(AudioDelta)) >= 3)
+            rid = run.of(AudioDelta)[0].response_id
+            await engine.report_playback(rid, 200.0)
+            await engine.cancel_response(rid)
+            await run.until(lambda: bool(run.of(ResponseDone)))
+            (done,) = run.of(ResponseDone)
+            await wait_for(lambda: bool(up.current.truncations))
+            await wait_for(lambda: any(isinstance(e, ResponseCancel) for e in up.current.events))
+            n_audio = len(run.of(AudioDelta))
+            await asyncio.sleep(0.1)
+            assert len(run.of(AudioDelta)) == n_audio
+            await engine.cancel_response(rid)  # already cancelled: nothing happens
+            await engine.cancel_response("resp_unknown")
+        assert done.status == "cancelled" and done.text == "one two"
+        assert len(run.of(ResponseDone)) == 1 and not run.of(ErrorEvent)
+        cancel = next(e for e in up.current.events if isinstance(e, ResponseCancel))
+        assert cancel.response_id == rid
+        assert up.current.truncations[0].audio_end_ms == 200
+        assert engine.history == [("assistant", "one two")]

@@ -14,7 +14,7 @@ import json
 import math
 import socket
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pytest
@@ -23,11 +23,11 @@ import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
 from parley.audio import StreamResampler, ulaw_decode, ulaw_encode
-from parley.engines.cascade import CascadeConfig, CascadeEngine
-from parley.engines.seams import Engine
 from parley.protocols.openai_realtime import TurnDetection
 from parley.realtime_server import (
+    EngineMaker,
     RealtimeBackend,
+    cascade_maker,
     create_realtime_app,
     estimate_usage,
     turn_config,
@@ -44,12 +44,21 @@ class _Server(uvicorn.Server):
         yield  # on the test's loop: leave the process's signal handlers alone
 
 
+class Stack(NamedTuple):
+    """A server's shared input side and its per-session engine maker (None: offline)."""
+
+    backend: RealtimeBackend
+    make_engine: EngineMaker | None = None
+
+
 @contextlib.asynccontextmanager
-async def serve(backend: RealtimeBackend, *, api_key: str | None = None) -> AsyncIterator[str]:
+async def serve(stack: Stack, *, api_key: str | None = None) -> AsyncIterator[str]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    app = create_realtime_app(backend=backend, api_key=api_key, warmup=False)
+    app = create_realtime_app(
+        backend=stack.backend, make_engine=stack.make_engine, api_key=api_key, warmup=False
+    )
     config = uvicorn.Config(
         app,
         log_config=None,
@@ -76,9 +85,9 @@ def fake_backend(
     *,
     llm: FakeLLM | None = None,
     tts_delay_s: float = 0.0,
-) -> tuple[RealtimeBackend, FakeSTT]:
-    backend, stt, _ = fake_stack(transcripts, llm=llm, tts_delay_s=tts_delay_s)
-    return backend, stt
+) -> tuple[Stack, FakeSTT]:
+    stack, stt, _ = fake_stack(transcripts, llm=llm, tts_delay_s=tts_delay_s)
+    return stack, stt
 
 
 def fake_stack(
@@ -86,17 +95,13 @@ def fake_stack(
     *,
     llm: FakeLLM | None = None,
     tts_delay_s: float = 0.0,
-) -> tuple[RealtimeBackend, FakeSTT, FakeTTS]:
+) -> tuple[Stack, FakeSTT, FakeTTS]:
     vad = FakeVAD(16000)
     stt = FakeSTT(list(transcripts))
     brain = llm or FakeLLM(reply=lambda msgs: f"You said: {msgs[-1].content}")
     tts = FakeTTS(16000, ms_per_char=FAKE_TTS_MS_PER_CHAR, chunk_ms=100.0, delay_s=tts_delay_s)
-
-    def make_engine() -> Engine:
-        return CascadeEngine(vad, FakeSTT(), brain, tts, CascadeConfig())
-
-    backend = RealtimeBackend(vad=vad, stt=stt, make_engine=make_engine, voices=("tone",))
-    return backend, stt, tts
+    backend = RealtimeBackend(vad=vad, stt=stt, voices=("tone",))
+    return Stack(backend, cascade_maker(vad, FakeSTT(), brain, tts)), stt, tts
 
 
 def spoken_ms(tts: FakeTTS) -> float:
@@ -162,8 +167,8 @@ RESPONSE_END = [
 
 
 async def test_server_vad_turn_in_the_documented_order() -> None:
-    backend, stt, tts = fake_stack(["hello there"])
-    async with serve(backend) as url, connect(url) as ws:
+    stack, stt, tts = fake_stack(["hello there"])
+    async with serve(stack) as url, connect(url) as ws:
         first = await recv(ws)
         assert first["type"] == "session.created"
         assert first["session"]["audio"]["input"]["turn_detection"]["type"] == "server_vad"
@@ -271,8 +276,8 @@ async def test_server_vad_turn_in_the_documented_order() -> None:
 
 
 async def test_manual_commit_with_pcmu_both_ways() -> None:
-    backend, stt, tts = fake_stack(["what time is it"])
-    async with serve(backend) as url, connect(url) as ws:
+    stack, stt, tts = fake_stack(["what time is it"])
+    async with serve(stack) as url, connect(url) as ws:
         await recv(ws)
         await send(
             ws,
@@ -331,8 +336,8 @@ async def test_manual_commit_with_pcmu_both_ways() -> None:
 
 
 async def test_malformed_events_get_errors_and_the_session_goes_on() -> None:
-    backend, _ = fake_backend()
-    async with serve(backend) as url, connect(url) as ws:
+    stack, _ = fake_backend()
+    async with serve(stack) as url, connect(url) as ws:
         await recv(ws)
         cases = [
             ("not json", "invalid_json"),
@@ -369,8 +374,8 @@ async def test_malformed_events_get_errors_and_the_session_goes_on() -> None:
 
 async def test_items_responses_cancel_and_the_one_active_response() -> None:
     llm = FakeLLM(reply=lambda msgs: f"You said: {msgs[-1].content}", delay_s=0.05)
-    backend, _ = fake_backend(llm=llm)
-    async with serve(backend) as url, connect(url) as ws:
+    stack, _ = fake_backend(llm=llm)
+    async with serve(stack) as url, connect(url) as ws:
         await recv(ws)
         await send(
             ws,
@@ -452,8 +457,8 @@ async def test_items_responses_cancel_and_the_one_active_response() -> None:
 
 
 async def test_truncate_cuts_the_assistant_item() -> None:
-    backend, _, tts = fake_stack()
-    async with serve(backend) as url, connect(url) as ws:
+    stack, _, tts = fake_stack()
+    async with serve(stack) as url, connect(url) as ws:
         await recv(ws)
         await send(
             ws,
@@ -521,8 +526,8 @@ async def test_truncate_cuts_the_assistant_item() -> None:
 
 
 async def test_barge_in_cancels_the_reply_with_turn_detected() -> None:
-    backend, _ = fake_backend(["first", "second"], tts_delay_s=0.1)
-    async with serve(backend) as url, connect(url) as ws:
+    stack, _ = fake_backend(["first", "second"], tts_delay_s=0.1)
+    async with serve(stack) as url, connect(url) as ws:
         await recv(ws)
         await send(
             ws,
@@ -551,8 +556,8 @@ async def test_barge_in_cancels_the_reply_with_turn_detected() -> None:
 
 
 async def test_api_key_header_subprotocol_and_refusal() -> None:
-    backend, _ = fake_backend()
-    async with serve(backend, api_key="sk-local-1") as url:
+    stack, _ = fake_backend()
+    async with serve(stack, api_key="sk-local-1") as url:
         for headers, protocols in [({}, None), ({"Authorization": "Bearer wrong"}, None)]:
             with pytest.raises(websockets.InvalidStatus) as info:
                 async with connect(url, additional_headers=headers, subprotocols=protocols):

@@ -14,7 +14,7 @@ from openai import AsyncOpenAI
 
 from parley.realtime_server import offline_backend
 from speech import normalise, speak
-from test_realtime_server import serve
+from test_realtime_server import Stack, serve
 
 SENTENCE = "Please book a table for two people tonight."
 
@@ -29,7 +29,7 @@ async def test_official_sdk_round_trip_offline() -> None:
     backend = offline_backend()
     await backend.warmup()
     speech = bytes(2 * 24000 * 3 // 10) + _pcm24(SENTENCE) + bytes(2 * 24000)  # + 1 s silence
-    async with serve(backend, api_key="sk-parley-test") as url:
+    async with serve(Stack(backend), api_key="sk-parley-test") as url:
         base = url.removesuffix("/realtime")
         client = AsyncOpenAI(api_key="sk-parley-test", websocket_base_url=base)
         async with client.realtime.connect(model="gpt-realtime") as conn:

@@ -13,10 +13,8 @@ from typing import Any
 from openai import AsyncOpenAI
 from websockets.asyncio.client import ClientConnection, connect
 
-from parley.engines.cascade import CascadeConfig, CascadeEngine
-from parley.engines.seams import Engine
 from parley.providers.openai_llm import OpenAILLM
-from parley.realtime_server import RealtimeBackend
+from parley.realtime_server import RealtimeBackend, cascade_maker
 from parley.testing import (
     FakeSTT,
     FakeTTS,
@@ -26,7 +24,7 @@ from parley.testing import (
     ScriptedToolCall,
     split_words,
 )
-from test_realtime_server import fake_backend, recv, send, serve, until
+from test_realtime_server import Stack, fake_backend, recv, send, serve, until
 
 WEATHER_TOOL = {
     "type": "function",
@@ -53,19 +51,14 @@ async def tool_stack(
         wire.script(*replies)
         llm = OpenAILLM("gpt-test", base_url=wire.openai_base_url, api_key="sk-test")
         vad, tts = FakeVAD(16000), FakeTTS(16000, ms_per_char=5.0, chunk_ms=100.0)
-
-        def make_engine() -> Engine:
-            return CascadeEngine(vad, FakeSTT(), llm, tts, CascadeConfig())
-
         backend = RealtimeBackend(
             vad=vad,
             stt=FakeSTT(),
-            make_engine=make_engine,
             voices=("tone",),
             tool_output_timeout_s=tool_output_timeout_s,
         )
         try:
-            async with serve(backend) as url:
+            async with serve(Stack(backend, cascade_maker(vad, FakeSTT(), llm, tts))) as url:
                 yield url, wire
         finally:
             await llm.aclose()
@@ -262,8 +255,8 @@ async def test_function_call_round_trip_official_sdk() -> None:
 
 
 async def test_output_for_an_unknown_call_is_an_error_and_the_session_goes_on() -> None:
-    backend, _ = fake_backend()
-    async with serve(backend) as url, connect(url) as ws:
+    stack, _ = fake_backend()
+    async with serve(stack) as url, connect(url) as ws:
         await recv(ws)
         await send(ws, {**answer("call_nobody_made"), "event_id": "evt_out"})
         error = await recv(ws)

@@ -31,7 +31,7 @@ import numpy as np
 import pytest
 import soxr
 
-import parley.conversation.session as session_mod
+import parley.audio.transcode as transcode_mod
 import parley.engines.realtime as realtime_mod
 from parley.app import Parley
 from parley.audio.g711 import ulaw_decode, ulaw_encode
@@ -54,17 +54,9 @@ pytestmark = pytest.mark.slow
 KEY = "sk-local-e2e"
 SENTENCE = "Please book a table for two people at seven tonight."
 
-# Everything session.py calls to change audio format (module-level names it looks
-# up at call time) and every StreamResampler entry point (any instance, anywhere
-# in this process).
-_CODEC_NAMES = (
-    "ulaw_decode",
-    "ulaw_encode",
-    "alaw_decode",
-    "alaw_encode",
-    "stereo_to_mono",
-    "mono_to_stereo",
-)
+# Every step a transcoder can take to change audio format (the G.711 tables it picks
+# at construction, its channel mixers, looked up at call time) and every
+# StreamResampler entry point (any instance, anywhere in this process).
 _RESAMPLER_METHODS = ("__init__", "process", "process_array", "flush")
 
 
@@ -116,8 +108,12 @@ def conversions(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
 
         return wrapper
 
-    for name in _CODEC_NAMES:
-        monkeypatch.setattr(session_mod, name, counting(name, getattr(session_mod, name)))
+    for table, kind in ((transcode_mod._DECODERS, "decode"), (transcode_mod._ENCODERS, "encode")):
+        for encoding in ("ulaw", "alaw"):
+            monkeypatch.setitem(table, encoding, counting(f"{encoding}_{kind}", table[encoding]))
+    for name in ("_downmix", "_upmix"):
+        mixer = getattr(transcode_mod, name)
+        monkeypatch.setattr(transcode_mod, name, counting(name.strip("_"), mixer))
     for method in _RESAMPLER_METHODS:
         original = getattr(StreamResampler, method)
         monkeypatch.setattr(
@@ -268,7 +264,10 @@ async def test_control_the_local_cascade_does_decode_and_resample(
     conv = app.conversation(conversation_id)
     assert conv is not None and conv.error is None
     assert counts.get("ulaw_decode", 0) >= result.frames_sent // 2, counts  # caller → PCM16
-    assert counts.get("StreamResampler.process", 0) > 0, counts  # 8 kHz → 16 kHz and back
+    resampled = counts.get("StreamResampler.process", 0) + counts.get(
+        "StreamResampler.process_array", 0
+    )
+    assert resampled > 0, counts  # 8 kHz → 16 kHz and back
     assert counts.get("ulaw_encode", 0) > 0, counts  # the reply → µ-law
     (turn,) = result.turns
     text = normalise(await heard(bytes(turn.reply_ulaw)))

@@ -27,8 +27,6 @@ from parley.client.devices import BufferSpeaker, WavFileSource
 from parley.client.talk import realtime_url, talk
 from parley.client.vad import ClientVAD, VADSettings, VoiceAudio, VoiceStarted, VoiceStopped
 from parley.client.voice import ResponseInfo, VoiceClient, VoiceEngineConfig
-from parley.engines.cascade import CascadeConfig, CascadeEngine
-from parley.engines.seams import Engine
 from parley.errors import ConfigError, ProviderError
 from parley.events import ErrorEvent, Usage
 from parley.protocols.openai_realtime import (
@@ -37,7 +35,12 @@ from parley.protocols.openai_realtime import (
     ResponseCreate,
 )
 from parley.providers.seams import ToolSpec
-from parley.realtime_server import RealtimeBackend, create_realtime_app
+from parley.realtime_server import (
+    EngineMaker,
+    RealtimeBackend,
+    cascade_maker,
+    create_realtime_app,
+)
 from parley.testing.fakes import FakeLLM, FakeSTT, FakeTTS, FakeVAD, silence, tone
 from parley.testing.realtime_upstream import (
     RealtimeUpstream,
@@ -62,12 +65,14 @@ def _free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def realtime_server(backend: RealtimeBackend, port: int = 0) -> AsyncIterator[str]:
+async def realtime_server(
+    backend: RealtimeBackend, make_engine: EngineMaker | None = None, port: int = 0
+) -> AsyncIterator[str]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
     port = sock.getsockname()[1]
-    app = create_realtime_app(backend=backend, warmup=True)
+    app = create_realtime_app(backend=backend, make_engine=make_engine, warmup=True)
     config = uvicorn.Config(
         app,
         log_config=None,
@@ -89,17 +94,14 @@ async def realtime_server(backend: RealtimeBackend, port: int = 0) -> AsyncItera
         await task
 
 
-def fake_backend(tts_ms_per_char: float = 20.0) -> RealtimeBackend:
+def fake_backend(
+    tts_ms_per_char: float = 20.0, tts_delay_s: float = 0.0
+) -> tuple[RealtimeBackend, EngineMaker]:
     vad = FakeVAD(16000)
     brain = FakeLLM(reply=lambda msgs: f"You said: {msgs[-1].content}")
-    tts = FakeTTS(16000, ms_per_char=tts_ms_per_char, chunk_ms=100.0)
-
-    def make_engine() -> Engine:
-        return CascadeEngine(vad, FakeSTT(), brain, tts, CascadeConfig())
-
-    return RealtimeBackend(
-        vad=vad, stt=FakeSTT(["hello there"]), make_engine=make_engine, voices=("tone",)
-    )
+    tts = FakeTTS(16000, ms_per_char=tts_ms_per_char, chunk_ms=100.0, delay_s=tts_delay_s)
+    backend = RealtimeBackend(vad=vad, stt=FakeSTT(["hello there"]), voices=("tone",))
+    return backend, cascade_maker(vad, FakeSTT(), brain, tts)
 
 
 class Recorder:
@@ -242,7 +244,7 @@ async def test_spoken_file_round_trip_offline_stack(tmp_path: Path) -> None:
 
 
 async def test_send_text_round_trip() -> None:
-    async with realtime_server(fake_backend()) as url:
+    async with realtime_server(*fake_backend()) as url:
         client = VoiceClient(
             VoiceEngineConfig(mode="big", url=url, latency_mode="balanced"),
             speaker=BufferSpeaker(24000),
@@ -263,7 +265,7 @@ async def test_send_text_round_trip() -> None:
 async def test_client_vad_commits_the_turn() -> None:
     """turn_detection="client": the server's VAD is off; the client sends the speech and
     commits it when its own VAD hears the end."""
-    async with realtime_server(fake_backend()) as url:
+    async with realtime_server(*fake_backend()) as url:
         cfg = VoiceEngineConfig(
             mode="big", url=url, turn_detection="client", vad_end_ms=300, latency_mode="low"
         )
@@ -363,7 +365,7 @@ async def test_connect_retries_until_the_port_accepts() -> None:
     connecting = asyncio.create_task(client.connect(retry_count=8))
     await asyncio.sleep(0.3)  # the first attempts are refused
     assert not connecting.done()
-    async with realtime_server(fake_backend(), port=port):
+    async with realtime_server(*fake_backend(), port=port):
         async with asyncio.timeout(10):
             await connecting
         assert client.connected
@@ -424,7 +426,7 @@ async def test_talk_with_files(tmp_path: Path) -> None:
     said.write_bytes(wav_bytes(silence(200, 24000) + tone(600, 24000), 24000))
     out = tmp_path / "reply.wav"
     lines: list[str] = []
-    async with realtime_server(fake_backend()) as url:
+    async with realtime_server(*fake_backend()) as url:
         metrics = await talk(
             url.replace("ws://", "http://").removesuffix("/v1/realtime"),
             input_wav=said,

@@ -482,7 +482,7 @@ def talk(
     except ConfigError as exc:
         raise _config_error(exc) from None
     except ParleyError as exc:
-        raise _fail(f"error: {exc}", code=1) from None
+        raise _fail(str(exc), code=1) from None  # _fail says "error:" itself
     except KeyboardInterrupt:
         return
     if metrics.median_latency_ms is not None:

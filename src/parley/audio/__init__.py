@@ -1,4 +1,4 @@
-"""Audio core: formats, G.711, resampling, Opus, WAV and framing.
+"""Audio core: formats, G.711, resampling, transcoding, Opus, WAV and framing.
 
 Sans-I/O (no asyncio, no sockets): bytes in, bytes out. Everything here is fed by Parley
 itself, so a malformed argument raises ``LocalProtocolError`` (our bug) and a bad
@@ -32,6 +32,7 @@ from parley.audio.g711 import (
 from parley.audio.opus import OPUS_FRAME_MS, OPUS_SILENCE, OpusDecoder, OpusEncoder
 from parley.audio.pcm import BytesLike, check_pcm16, mono_to_stereo, stereo_to_mono
 from parley.audio.resample import DEFAULT_QUALITY, Quality, StreamResampler
+from parley.audio.transcode import Transcoder
 from parley.audio.wav import read_wav, wav_bytes, write_wav
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
     "OpusEncoder",
     "Quality",
     "StreamResampler",
+    "Transcoder",
     "alaw_decode",
     "alaw_decode_array",
     "alaw_encode",

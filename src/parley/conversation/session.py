@@ -18,15 +18,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from parley.audio.format import AudioFormat
-from parley.audio.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
-from parley.audio.pcm import mono_to_stereo, stereo_to_mono
-from parley.audio.resample import StreamResampler
+from parley.audio.transcode import ReplyTranscoder, Transcoder
 from parley.conversation.metrics import ConversationMetrics
 from parley.conversation.state import ConversationState, StateMachine
 from parley.conversation.stream import CallStream, PlaybackReport, UserText
 from parley.conversation.transcript import Transcript, Turn
 from parley.engines.seams import Engine
-from parley.errors import ConfigError, ParleyError, RemoteProtocolError
+from parley.errors import ConfigError, ParleyError
 from parley.events import (
     AudioDelta,
     DTMFReceived,
@@ -56,78 +54,29 @@ _S = ConversationState
 
 
 class _Inbound:
-    """Transport audio → engine PCM16 mono (decode, downmix, one resampler per call)."""
+    """Transport audio → engine input: one transcoder per call (the peer's bytes, so a
+    malformed chunk is the peer's fault)."""
 
-    def __init__(self, fmt: AudioFormat, rate: int) -> None:
+    def __init__(self, fmt: AudioFormat, engine_format: AudioFormat) -> None:
         if fmt.encoding == "opus":
             raise ConfigError("decode Opus in the transport, hand PCM16 over", field="input_format")
-        self._fmt = fmt
-        self._resampler = StreamResampler(fmt.sample_rate, rate)
-
-    def convert(self, data: bytes) -> bytes:
-        fmt = self._fmt
-        if fmt.encoding == "ulaw":
-            pcm = ulaw_decode(data)
-        elif fmt.encoding == "alaw":
-            pcm = alaw_decode(data)
-        else:
-            if len(data) % (2 * fmt.channels):
-                raise RemoteProtocolError(
-                    f"{len(data)} bytes is not whole PCM16 frames of {fmt.channels} channel(s)",
-                    code="bad_audio_length",
-                )
-            pcm = data
-        if fmt.channels == 2:
-            pcm = stereo_to_mono(pcm)
-        return self._resampler.process(pcm)
+        self._transcoder = Transcoder(fmt, engine_format, from_peer=True)
+        self.convert = self._transcoder.process
 
 
 class _Outbound:
-    """Engine PCM16 mono at the TTS rate → transport format; reset on barge-in."""
+    """Engine audio (PCM16 at the TTS rate, or the line's G.711) → transport format;
+    pass-through when they are equal (µ-law straight to a phone line)."""
 
     def __init__(self, fmt: AudioFormat) -> None:
         if fmt.encoding == "opus":
             raise ConfigError("encode Opus in the transport, take PCM16", field="output_format")
-        self._fmt = fmt
-        self._resampler: StreamResampler | None = None
+        self._transcoder = ReplyTranscoder(fmt)
+        self.flush = self._transcoder.flush
+        self.reset = self._transcoder.reset  # on barge-in: the cut reply's tail is dropped
 
     def convert(self, delta: AudioDelta) -> bytes:
-        fmt = self._fmt
-        if (
-            delta.encoding == fmt.encoding
-            and delta.sample_rate == fmt.sample_rate
-            and fmt.channels == 1
-        ):
-            return delta.audio  # pass-through (µ-law straight to a phone line)
-        if delta.encoding == "ulaw":
-            pcm = ulaw_decode(delta.audio)
-        elif delta.encoding == "alaw":
-            pcm = alaw_decode(delta.audio)
-        else:
-            pcm = delta.audio
-        rs = self._resampler
-        if rs is None or rs.in_rate != delta.sample_rate:
-            rs = self._resampler = StreamResampler(delta.sample_rate, fmt.sample_rate)
-        return self._encode(rs.process(pcm))
-
-    def flush(self) -> bytes:
-        if self._resampler is None:
-            return b""
-        tail = self._resampler.flush()
-        self._resampler = None
-        return self._encode(tail) if tail else b""
-
-    def reset(self) -> None:
-        self._resampler = None  # a cut reply's tail must not leak into the next one
-
-    def _encode(self, pcm: bytes) -> bytes:
-        if self._fmt.channels == 2:
-            pcm = mono_to_stereo(pcm)
-        if self._fmt.encoding == "ulaw":
-            return ulaw_encode(pcm)
-        if self._fmt.encoding == "alaw":
-            return alaw_encode(pcm)
-        return pcm
+        return self._transcoder.process(delta.audio, delta.encoding, delta.sample_rate)
 
 
 class Conversation:
@@ -161,7 +110,7 @@ class Conversation:
         self._inbound: _Inbound | None = (
             None
             if engine_format == stream.input_format and engine_format.encoding != "pcm16"
-            else _Inbound(stream.input_format, engine_format.sample_rate)
+            else _Inbound(stream.input_format, engine_format)
         )
         # Inbound bytes → engine input in one call per chunk: None (untouched), the
         # decoder/resampler, or that plus the app's audio preprocessor. Without a
@@ -323,14 +272,14 @@ def _inbound_path(
             return pre(pcm) if pcm else pcm
 
         return decode_then_pre
+    if engine_format.encoding == "pcm16":
+        return pre
     # Pass-through to an engine that takes the line's bytes: the preprocessor still
     # sees PCM16 (G.711 is decoded for it and encoded again).
-    encoding = engine_format.encoding
-    if encoding == "ulaw":
-        return lambda data: ulaw_encode(pre(ulaw_decode(data)))
-    if encoding == "alaw":
-        return lambda data: alaw_encode(pre(alaw_decode(data)))
-    return pre
+    pcm = AudioFormat("pcm16", engine_format.sample_rate, engine_format.channels)
+    decode = Transcoder(engine_format, pcm, from_peer=True).process
+    encode = Transcoder(pcm, engine_format).process
+    return lambda data: encode(pre(decode(data)))
 
 
 def _first_leaf(group: BaseExceptionGroup[ParleyError]) -> ParleyError:

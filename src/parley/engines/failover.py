@@ -23,8 +23,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from parley.audio.format import AudioFormat
-from parley.audio.g711 import alaw_decode, ulaw_decode
-from parley.audio.resample import StreamResampler
+from parley.audio.transcode import Transcoder
 from parley.engines.seams import Engine, EngineStats, ToolRunner
 from parley.engines.text_hooks import MiddlewareHost, TextHook
 from parley.errors import ParleyError
@@ -256,14 +255,6 @@ class FailoverEngine:
         return fallback
 
     def _converter(self, rate: int) -> Callable[[bytes], bytes] | None:
-        fmt = self._format
-        decode = {"ulaw": ulaw_decode, "alaw": alaw_decode}.get(fmt.encoding)
-        resampler = StreamResampler(fmt.sample_rate, rate) if fmt.sample_rate != rate else None
-        if decode is None and resampler is None:
-            return None
-
-        def convert(data: bytes) -> bytes:
-            pcm = decode(data) if decode is not None else data
-            return resampler.process(pcm) if resampler is not None else pcm
-
-        return convert
+        # The line's format (fixed when the call started) → the fallback's PCM16 mono.
+        transcoder = Transcoder(self._format, AudioFormat("pcm16", rate))
+        return None if transcoder.passthrough else transcoder.process

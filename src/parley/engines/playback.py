@@ -2,11 +2,51 @@
 
 The transport reports playback (Twilio marks, the page's audio clock); until it
 does, the reply is assumed to play in real time from its first chunk.
+:func:`heard_text` turns the milliseconds heard into the words heard, for the
+history and the transcript after a barge-in or a truncation.
 """
 
 from __future__ import annotations
 
-__all__ = ["estimated_played_ms", "still_playing"]
+from collections.abc import Iterable
+from typing import NamedTuple
+
+__all__ = ["SpokenSegment", "estimated_played_ms", "heard_text", "still_playing"]
+
+
+class SpokenSegment(NamedTuple):
+    """A piece of a reply's text and where its audio sits in the reply (ms from the
+    reply's first sample). A plain ``(text, start_ms, end_ms)`` tuple does as well."""
+
+    text: str
+    start_ms: float
+    end_ms: float
+
+
+def heard_text(segments: Iterable[tuple[str, float, float]], played_ms: float) -> str:
+    """What the caller heard of a reply after ``played_ms`` of its audio.
+
+    Every segment whose audio has played in full counts whole; inside the segment
+    being played, the heard time is mapped proportionally onto its text, and a word
+    cut in the middle is not counted (whole words only). Whitespace is normalised.
+    A whole reply whose text and audio arrive as one is one segment
+    ``(text, 0, audio_ms)``.
+    """
+    heard: list[str] = []
+    for text, start_ms, end_ms in segments:
+        if played_ms >= end_ms:
+            heard.append(text)
+            continue
+        if played_ms > start_ms:
+            cut = int(len(text) * (played_ms - start_ms) / (end_ms - start_ms))
+            part = text[:cut]
+            # A word cut in the middle was not heard: keep whole words only.
+            rest = text[cut : cut + 1]
+            if rest and not rest.isspace() and not part[-1:].isspace():
+                part = part.rsplit(None, 1)[0] if " " in part.strip() else ""
+            heard.append(part)
+        break
+    return " ".join(" ".join(heard).split())
 
 
 def estimated_played_ms(

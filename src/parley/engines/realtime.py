@@ -29,36 +29,29 @@ import os
 import random
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from parley.audio.format import AudioFormat
-from parley.engines.playback import estimated_played_ms, still_playing
+from parley.engines import playback
+from parley.engines.realtime_text import ShownText
 from parley.engines.seams import EngineStats, ToolRunner
-from parley.engines.text_hooks import HeldSplitter, TextHook
+from parley.engines.text_hooks import TextHook
 from parley.errors import AuthError, ConfigError, ParleyError, ProviderError, RemoteProtocolError
 from parley.events import (
-    AudioDelta,
     ContextInjected,
     ErrorEvent,
     Event,
-    Interrupted,
-    ResponseDone,
-    ResponseStarted,
     Role,
-    TextDelta,
     ToolCall,
     ToolResult,
-    TranscriptDelta,
     TranscriptFinal,
     Usage,
-    UserSpeechStarted,
-    UserSpeechStopped,
 )
 from parley.metrics.pricing import cost_usd, prices_for
 from parley.protocols.openai_realtime import (
@@ -68,39 +61,34 @@ from parley.protocols.openai_realtime import (
     AudioConfig,
     AudioInput,
     AudioOutput,
+    ClientConversation,
     ClientEvent,
-    ConversationItem,
     ConversationItemCreate,
-    ConversationItemTruncate,
-    ErrorCode,
     InputAudioBufferAppend,
     InputAudioBufferCommit,
-    InputAudioBufferCommitted,
-    InputAudioBufferSpeechStarted,
-    InputAudioBufferSpeechStopped,
-    InputAudioTranscriptionCompleted,
-    InputAudioTranscriptionDelta,
-    InputAudioTranscriptionFailed,
     InputTranscription,
     RealtimeAudioFormat,
-    RealtimeErrorEvent,
-    ResponseCancel,
     ResponseCreate,
-    ResponseCreated,
-    ResponseFunctionCallArgumentsDone,
-    ResponseOutputAudioDelta,
-    ResponseOutputAudioTranscriptDelta,
-    ResponseOutputAudioTranscriptDone,
-    ResponseOutputItemAdded,
-    ResponseOutputTextDelta,
+    ServerEvent,
     Session,
     SessionUpdate,
     Tool,
     TurnDetection,
+    UnknownServerEvent,
     encode_event_text,
     parse_server_event,
 )
-from parley.protocols.openai_realtime import ResponseDone as WireResponseDone
+from parley.protocols.openai_realtime.client_conversation import (
+    Action,
+    HistoryItem,
+    RunTools,
+    Send,
+    SessionExpired,
+)
+from parley.providers.seams import Message
+
+if TYPE_CHECKING:
+    from parley.engines.seams import CallEngine
 
 __all__ = ["RealtimeConfig", "RealtimeEngine"]
 
@@ -156,71 +144,6 @@ class RealtimeConfig:
             raise ConfigError("must be below session_limit_s", field="rollover_margin_s")
 
 
-@dataclass(slots=True)
-class _Reply:
-    """One response as the engine tracks it."""
-
-    id: str
-    item_id: str = ""  # the assistant message item carrying the audio
-    transcript: str = ""
-    audio_ms: float = 0.0
-    first_audio_t: float | None = None
-    played_ms: float | None = None
-    generating: bool = True
-    interrupted: bool = False
-    played_text: str = ""
-    calls: list[ToolCall] = field(default_factory=list)
-    tool_names: dict[str, str] = field(default_factory=dict)  # call_id → name
-    # With response middleware: the raw text so far, cut into sentences for the hook.
-    raw: str = ""
-    splitter: HeldSplitter | None = None
-
-    def estimated_played_ms(self, now: float) -> float:
-        return estimated_played_ms(self.audio_ms, self.played_ms, self.first_audio_t, now)
-
-    def playing(self, now: float) -> bool:
-        return still_playing(
-            self.generating, self.audio_ms, self.played_ms, self.first_audio_t, now
-        )
-
-    def heard_text(self, played_ms: float) -> str:
-        # The transcript runs ahead of the audio; map heard time onto it
-        # proportionally and keep whole words only.
-        if self.audio_ms <= 0 or played_ms <= 0:
-            return ""
-        if played_ms >= self.audio_ms and not self.generating:
-            return self.transcript.strip()
-        cut = int(len(self.transcript) * min(1.0, played_ms / self.audio_ms))
-        part = self.transcript[:cut]
-        if cut < len(self.transcript) and not self.transcript[cut].isspace():
-            part = part.rsplit(None, 1)[0] if " " in part.strip() else ""
-        return " ".join(part.split())
-
-
-@dataclass(slots=True)
-class _Item:
-    """One finished (or placeholder) turn of the conversation, for re-seeding."""
-
-    key: str  # server item id, or a local id
-    role: Literal["user", "assistant", "system", "function_call", "function_call_output"]
-    text: str = ""
-    call_id: str = ""
-    name: str = ""
-
-    def wire(self) -> ConversationItem | None:
-        if self.role == "function_call":
-            return ConversationItem.function_call(self.call_id, self.name, self.text)
-        if self.role == "function_call_output":
-            return ConversationItem.function_call_output(self.call_id, self.text)
-        if not self.text:
-            return None
-        if self.role == "user":
-            return ConversationItem.user_text(self.text)
-        if self.role == "assistant":
-            return ConversationItem.assistant_text(self.text)
-        return ConversationItem.system_text(self.text)
-
-
 class _Reconnect(Exception):
     """Internal: the session must be replaced (drop, expiry, rollover)."""
 
@@ -241,11 +164,10 @@ class RealtimeEngine:
         self._api_key = key
         self._tools = tools
         self._request_hook: TextHook | None = None
-        self._response_hook: TextHook | None = None
         self._instructions = cfg.instructions
         self._context: dict[str, tuple[object, float]] = {}
         self._wire_format = _WIRE_FORMATS[cfg.audio]
-        fmt = AudioFormat(cfg.audio, self._wire_format.sample_rate)
+        fmt = self._wire_format.audio_format
         self._format = fmt
         # Bytes per millisecond of caller audio, for the reconnect buffer bound.
         self._bytes_per_ms = fmt.sample_rate * fmt.sample_width / 1000
@@ -257,16 +179,19 @@ class RealtimeEngine:
         self.opened = asyncio.Event()
         self._buffer: deque[bytes] = deque()
         self._buffered_bytes = 0
-        self._history: list[_Item] = []
-        self._reply: _Reply | None = None
-        self._replies: dict[str, _Reply] = {}
-        self._redo_reply = False  # a reply was cut by a drop: ask again after re-seeding
+        td = cfg.turn_detection
+        # The protocol state: replies, the history to re-seed, truncation, transcripts.
+        self._conv = ClientConversation(
+            playback,
+            audio=fmt,
+            server_cancels=td is not None and td.interrupt_response is not False,
+            transcription=cfg.transcription is not None,
+        )
+        self._shown: ShownText | None = None  # the response hook, when set
         self._session_started = 0.0
         self._closed = False
         self._tasks: set[asyncio.Task[None]] = set()
         # Public counters.
-        self.usage = Usage()
-        self.responses = 0
         self.dropped_audio_chunks = 0
         self.reconnects = 0
         self.reconnect_ms: list[float] = []  # per reconnect: drop noticed → session re-seeded
@@ -299,7 +224,33 @@ class RealtimeEngine:
     @property
     def history(self) -> list[tuple[str, str]]:
         """The finished turns as ``(role, text)``, in order (what a new session is seeded with)."""
-        return [(i.role, i.text) for i in self._history if i.text or i.role.startswith("func")]
+        return self._conv.history
+
+    @property
+    def usage(self) -> Usage:
+        """Tokens of every ``response.done`` so far, summed."""
+        return self._conv.usage
+
+    @property
+    def responses(self) -> int:
+        """``response.done`` events seen so far."""
+        return self._conv.responses
+
+    def seed_history(self, messages: Sequence[Message]) -> None:
+        """Start from a conversation under way (``HistorySeedable``): the messages become
+        conversation items, sent when the session opens — the same re-seed a
+        reconnection does. Seeded while a session is open, they go up at once."""
+        items = [item for m in messages for item in _history_items(m)]
+        self._conv.seed(items)
+        if self._ready:
+            wires = [ConversationItemCreate(item=w) for i in items if (w := i.wire()) is not None]
+            self._spawn(self._send_all(list(wires)))
+
+    async def cancel_response(self, response_id: str) -> None:
+        """Stop reply ``response_id`` now (``Cancellable``): ``response.cancel`` upstream,
+        the item truncated at what was heard, and ``ResponseDone(cancelled)`` with
+        those words. Nothing for a reply that is unknown or already made."""
+        await self._act(self._conv.cancel(response_id, time.monotonic()))
 
     def take_buffered_audio(self) -> list[bytes]:
         """Hand over caller audio not yet sent upstream (for a failover to another engine)."""
@@ -330,7 +281,7 @@ class RealtimeEngine:
         ``TranscriptFinal``, ``ResponseDone``, the history); it **cannot change the
         audio**, which the upstream model has already synthesised."""
         self._request_hook = request
-        self._response_hook = response
+        self._shown = None if response is None else ShownText(response, self._emit)
 
     async def send_text(self, text: str) -> None:
         if self._closed or not text.strip():
@@ -346,34 +297,23 @@ class RealtimeEngine:
             if not text:
                 await self._emit(TranscriptFinal(Role.USER, said))
                 return
-        item = _Item(f"local_{next(_ids)}", "user", text)
-        self._history.append(item)
-        if not self._ready:
-            self._redo_reply = True  # the item goes up with the re-seed; then a reply
-        await self._send(ConversationItemCreate(item=ConversationItem.user_text(text)))
-        await self._emit(TranscriptFinal(Role.USER, said))
-        await self._barge_in(0.0, speech=False)
-        await self._send(ResponseCreate())
+        now = time.monotonic()
+        await self._act(self._conv.user_text(text, said, now, connected=self._ready))
 
     async def interrupt(self) -> None:
         """Stop the current reply as a barge-in would (the caller pressed "stop"):
         truncate to what was played, cancel upstream, emit ``Interrupted``."""
-        await self._barge_in(0.0, speech=False)
+        await self._act(self._conv.interrupt(time.monotonic()))
 
     async def report_playback(self, response_id: str, played_ms: float) -> None:
-        rec = self._replies.get(response_id)
-        if rec is not None and (rec.played_ms is None or played_ms > rec.played_ms):
-            rec.played_ms = played_ms
+        self._conv.report_playback(response_id, played_ms)
 
     async def inject_context(self, key: str, data: object) -> None:
         # A system message item: the model sees it from its next response on; the
         # current response goes on (no response.cancel, no response.create).
         now = time.monotonic()
         self._context[key] = (data, now)
-        text = f"[context: {key}]\n{_render(data)}"
-        self._history = [i for i in self._history if i.key != f"context:{key}"]
-        self._history.append(_Item(f"context:{key}", "system", text))
-        await self._send(ConversationItemCreate(item=ConversationItem.system_text(text)))
+        await self._act(self._conv.context(key, f"[context: {key}]\n{_render(data)}"))
         await self._emit(ContextInjected(key, "inject_context", (time.monotonic() - now) * 1000))
 
     async def update(
@@ -486,13 +426,8 @@ class RealtimeEngine:
         await self._send_now(SessionUpdate(session=self._session()))
         # A reconnection re-seeds the whole conversation; the first connection carries
         # what was added before it existed (context injected at conversation start).
-        for item in self._history:
-            wire = item.wire()
-            if wire is not None:
-                await self._send_now(ConversationItemCreate(item=wire))
-        if self._redo_reply:
-            self._redo_reply = False
-            await self._send_now(ResponseCreate())
+        for event in self._conv.opening():
+            await self._send_now(event)
         # Replay what the caller said meanwhile; no await between the last replayed
         # chunk and ``_ready``, so nothing new can slip in out of order.
         while self._buffer:
@@ -525,15 +460,9 @@ class RealtimeEngine:
         if old is not None:
             with contextlib.suppress(ConnectionClosed):
                 await old.close()
-        rec = self._reply
-        if rec is not None and rec.generating:
-            # The reply was cut off upstream: what was heard stays heard; the rest is
-            # asked for again on the new session.
-            rec.generating = False
-            self._redo_reply = True
-            self._history = [i for i in self._history if i.key != rec.item_id or not rec.item_id]
-            await self._emit(ResponseDone(rec.id, "incomplete", rec.transcript.strip()))
-            self._reply = None
+        # A reply cut off upstream: what was heard stays heard; the rest is asked for
+        # again on the new session.
+        await self._act(self._conv.connection_lost())
         if reason != "rollover":
             await self._emit(ErrorEvent("upstream_disconnected", reason, fatal=False))
         await self._open_retrying(first=False)
@@ -592,7 +521,7 @@ class RealtimeEngine:
             raise _Reconnect("connection lost while seeding") from None
 
     async def _send(self, event: ClientEvent) -> None:
-        """Send if connected; otherwise the state is in ``_history``/config and goes up
+        """Send if connected; otherwise the state is in the protocol state/config and goes up
         with the re-seed."""
         conn = self._conn
         if conn is None or not self._ready:
@@ -629,223 +558,67 @@ class RealtimeEngine:
             await self._on_event(event)
 
     def _busy(self, now: float) -> bool:
-        rec = self._reply
-        return rec is not None and rec.playing(now)
+        return self._conv.busy(now)
 
     async def _emit(self, event: Event) -> None:
         await self._out_q.put(event)
 
-    async def _on_event(self, ev: object) -> None:
-        if isinstance(ev, ResponseOutputAudioDelta):
-            rec = self._replies.get(ev.response_id)
-            if rec is None or rec.interrupted:
-                return  # audio of a reply the caller already talked over
-            audio = ev.audio_bytes()
-            if rec.first_audio_t is None:
-                rec.first_audio_t = time.monotonic()
-            rec.audio_ms += len(audio) / self._bytes_per_ms
-            rec.item_id = rec.item_id or ev.item_id
-            fmt = self._format
-            await self._emit(AudioDelta(ev.response_id, audio, fmt.sample_rate, fmt.encoding))  # type: ignore[arg-type]
-        elif isinstance(ev, ResponseOutputAudioTranscriptDelta):
-            rec = self._replies.get(ev.response_id)
-            if rec is not None and not rec.interrupted:
-                delta = await self._shown(rec, ev.delta)
-                if delta:
-                    await self._emit(TranscriptDelta(Role.ASSISTANT, delta, ev.item_id))
-        elif isinstance(ev, ResponseOutputTextDelta):
-            rec = self._replies.get(ev.response_id)
-            if rec is not None and not rec.interrupted:
-                delta = await self._shown(rec, ev.delta)
-                if delta:
-                    await self._emit(TextDelta(ev.response_id, delta))
-        elif isinstance(ev, ResponseOutputAudioTranscriptDone):
-            rec = self._replies.get(ev.response_id)
-            if rec is not None and not rec.interrupted:
-                if self._response_hook is None:
-                    rec.transcript = ev.transcript
-                else:
-                    rest = ev.transcript[len(rec.raw) :]
-                    if not ev.transcript.startswith(rec.raw):  # deltas lost: start over
-                        rec.raw, rec.transcript, rec.splitter, rest = "", "", None, ev.transcript
-                    delta = await self._shown(rec, rest, final=True)
-                    if delta:
-                        await self._emit(TranscriptDelta(Role.ASSISTANT, delta, ev.item_id))
-                await self._emit(TranscriptFinal(Role.ASSISTANT, rec.transcript, ev.item_id))
-        elif isinstance(ev, InputAudioBufferSpeechStarted):
-            await self._barge_in(float(ev.audio_start_ms), speech=True)
-        elif isinstance(ev, InputAudioBufferSpeechStopped):
-            await self._emit(UserSpeechStopped(float(ev.audio_end_ms)))
-        elif isinstance(ev, InputAudioBufferCommitted):
-            # Hold the user turn's place in the history; the transcript comes later.
-            self._history.append(_Item(ev.item_id, "user"))
-            if self.config.transcription is None:
-                await self._emit(TranscriptFinal(Role.USER, "", ev.item_id))
-        elif isinstance(ev, InputAudioTranscriptionDelta):
-            if ev.delta:
-                await self._emit(TranscriptDelta(Role.USER, ev.delta, ev.item_id))
-        elif isinstance(ev, InputAudioTranscriptionCompleted):
-            self._fill(ev.item_id, "user", ev.transcript.strip())
-            await self._emit(TranscriptFinal(Role.USER, ev.transcript.strip(), ev.item_id))
-        elif isinstance(ev, InputAudioTranscriptionFailed):
-            await self._emit(ErrorEvent(ev.error.code or "transcription_failed", ev.error.message))
-            await self._emit(TranscriptFinal(Role.USER, "", ev.item_id))
-        elif isinstance(ev, ResponseCreated):
-            rid = ev.response.id if isinstance(ev.response.id, str) else f"resp_local_{next(_ids)}"
-            rec = _Reply(rid)
-            for old in [k for k, r in self._replies.items() if r is not self._reply]:
-                del self._replies[old]
-            self._replies[rid] = rec
-            self._reply = rec
-            await self._emit(ResponseStarted(rid))
-        elif isinstance(ev, ResponseOutputItemAdded):
-            rec = self._replies.get(ev.response_id)
-            item = ev.item
-            if rec is not None and isinstance(item.id, str):
-                if item.type == "message":
-                    rec.item_id = item.id
-                    self._history.append(_Item(item.id, "assistant"))
-                elif item.type == "function_call" and isinstance(item.call_id, str):
-                    rec.tool_names[item.call_id] = item.name if isinstance(item.name, str) else ""
-        elif isinstance(ev, ResponseFunctionCallArgumentsDone):
-            rec = self._replies.get(ev.response_id)
-            name = ev.name or (rec.tool_names.get(ev.call_id, "") if rec is not None else "")
-            call = ToolCall(ev.call_id, name, ev.arguments)
-            self._history.append(_Item(ev.item_id, "function_call", ev.arguments, ev.call_id, name))
-            await self._emit(call)
-            if rec is not None:
-                rec.calls.append(call)
-        elif isinstance(ev, WireResponseDone):
-            await self._on_response_done(ev)
-        elif isinstance(ev, RealtimeErrorEvent):
-            code = ev.code or "error"
-            if code == ErrorCode.RESPONSE_CANCEL_NOT_ACTIVE:
-                return  # we cancelled a reply that had already finished: fine
-            if code == ErrorCode.SESSION_EXPIRED:
+    async def _on_event(self, ev: ServerEvent | UnknownServerEvent) -> None:
+        shown = self._shown
+        events = [ev] if shown is None else await shown.filter(ev, self._conv.reply)
+        for event in events:
+            await self._act(self._conv.receive(event, time.monotonic()))
+
+    async def _act(self, actions: list[Action]) -> None:
+        """Carry out what the protocol state asks for, in order."""
+        for action in actions:
+            if isinstance(action, Send):
+                await self._send(action.event)
+            elif isinstance(action, RunTools):
+                self._spawn(self._run_tools(action.calls))
+            elif isinstance(action, SessionExpired):
                 raise _Reconnect("session_expired")
-            await self._emit(ErrorEvent(code, ev.error.message, fatal=False))
+            else:
+                await self._emit(action)
 
-    async def _shown(self, rec: _Reply, delta: str, *, final: bool = False) -> str:
-        """Text from upstream → what is shown: as is, or through the response hook
-        in whole sentences (held until each sentence is complete). Returns the text
-        to add to the reply's transcript (possibly empty)."""
-        hook = self._response_hook
-        if hook is None:
-            rec.transcript += delta
-            return delta
-        if rec.splitter is None:
-            rec.splitter = HeldSplitter()
-        rec.raw += delta
-        pieces = rec.splitter.push(delta)
-        if final:
-            pieces += rec.splitter.flush()
-            rec.splitter = None
-        added = ""
-        for piece in pieces:
-            # A ParleyError from the hook: the piece is not shown (fail closed).
-            try:
-                out = " ".join((await hook(piece)).split())
-            except ParleyError as exc:
-                await self._emit(ErrorEvent(getattr(exc, "code", "error"), str(exc)))
-                continue
-            if out:
-                sep = " " if rec.transcript or added else ""
-                added += sep + out
-        rec.transcript += added
-        return added
-
-    def _fill(self, key: str, role: str, text: str) -> None:
-        for item in reversed(self._history):
-            if item.key == key and item.role == role:
-                item.text = text
-                return
-
-    async def _on_response_done(self, ev: WireResponseDone) -> None:
-        resp = ev.response
-        rid = resp.id if isinstance(resp.id, str) else ""
-        rec = self._replies.get(rid)
-        usage = ev.parley_usage()
-        if usage is not None:
-            self.usage = self.usage + usage
-        self.responses += 1
-        status = resp.status if isinstance(resp.status, str) else "completed"
-        if status == "in_progress":
-            status = "incomplete"
-        if rec is None:
-            await self._emit(ResponseDone(rid, status, "", usage))
-            return
-        rec.generating = False
-        if rec.interrupted:
-            text = rec.played_text
-        else:
-            if rec.splitter is not None:  # text output: no "done" event released the tail
-                delta = await self._shown(rec, "", final=True)
-                if delta:
-                    await self._emit(TextDelta(rid, delta))
-            text = rec.transcript.strip()
-            if not text and isinstance(resp.output, list):
-                text = " ".join(i.text for i in resp.output if i.type == "message").strip()
-                if text and self._response_hook is not None:
-                    text = (await self._shown(rec, text, final=True)).strip()
-        if rec.item_id:
-            self._fill(
-                rec.item_id, "assistant", text if status == "completed" or rec.interrupted else ""
-            )
-        await self._emit(ResponseDone(rid, status, text, usage))
-        if rec.calls and status == "completed":
-            self._spawn(self._run_tools(rec.calls))
-
-    def _spawn(self, coro: object) -> None:
-        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _run_tools(self, calls: list[ToolCall]) -> None:
+    async def _send_all(self, events: list[ClientEvent]) -> None:
+        for event in events:
+            await self._send(event)
+
+    async def _run_tools(self, calls: tuple[ToolCall, ...]) -> None:
         tools = self._tools
         for call in calls:
             if tools is None:
                 result = ToolResult(call.call_id, call.name, "no tools are configured", True)
             else:
                 result = await tools.run(call)
-            await self._emit(result)
-            self._history.append(
-                _Item(f"out:{call.call_id}", "function_call_output", result.output, call.call_id)
-            )
-            await self._send(
-                ConversationItemCreate(
-                    item=ConversationItem.function_call_output(call.call_id, result.output)
-                )
-            )
-        # A function output alone does not make the model answer (protocols.md §1.6.3).
-        await self._send(ResponseCreate())
+            await self._act(self._conv.tool_result(result))
+        await self._act(self._conv.tools_done())
 
-    # -- barge-in ----------------------------------------------------------------------
 
-    async def _barge_in(self, audio_ms: float, *, speech: bool) -> None:
-        rec = self._reply
-        now = time.monotonic()
-        if rec is not None and not rec.interrupted and rec.playing(now):
-            rec.interrupted = True
-            played_ms = rec.estimated_played_ms(now)
-            rec.played_text = rec.heard_text(played_ms)
-            await self._emit(Interrupted(rec.id, rec.played_text, played_ms))
-            if rec.item_id and rec.audio_ms > 0:
-                # The server keeps the whole reply unless told what was actually heard.
-                end_ms = int(min(played_ms, rec.audio_ms))
-                await self._send(
-                    ConversationItemTruncate(
-                        item_id=rec.item_id, content_index=0, audio_end_ms=end_ms
-                    )
-                )
-            td = self.config.turn_detection
-            if rec.generating and (not speech or td is None or td.interrupt_response is False):
-                # Server VAD cancels on its own; otherwise we must. A reply that has
-                # just finished answers response_cancel_not_active, which is ignored.
-                await self._send(ResponseCancel())
-            if not rec.generating:
-                self._fill(rec.item_id, "assistant", rec.played_text)
-        if speech:
-            await self._emit(UserSpeechStarted(audio_ms))
+def _history_items(message: Message) -> list[HistoryItem]:
+    """A provider-neutral message as the items of a Realtime conversation."""
+    items: list[HistoryItem] = []
+    local = f"seed_{next(_ids)}"
+    if message.role is Role.TOOL:
+        return [HistoryItem(local, "function_call_output", message.content, message.tool_call_id)]
+    if message.content:
+        role: Literal["user", "assistant", "system"] = (
+            "user"
+            if message.role is Role.USER
+            else ("assistant" if message.role is Role.ASSISTANT else "system")
+        )
+        items.append(HistoryItem(local, role, message.content))
+    items.extend(
+        HistoryItem(f"{local}_{c.call_id}", "function_call", c.arguments, c.call_id, c.name)
+        for c in message.tool_calls
+    )
+    return items
 
 
 def _render(data: object) -> str:
@@ -855,3 +628,9 @@ def _render(data: object) -> str:
         return json.dumps(data, ensure_ascii=False, default=str)
     except (TypeError, ValueError):
         return repr(data)
+
+
+if TYPE_CHECKING:  # mypy proves the capabilities are declared, not probed at run time
+
+    def _is_a_call_engine(engine: RealtimeEngine) -> CallEngine:
+        return engine

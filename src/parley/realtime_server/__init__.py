@@ -1,9 +1,11 @@
 """An OpenAI-Realtime-compatible server (GA protocol) backed by any Parley engine.
 
 Any Realtime client — OpenAI's own SDK included — can talk to a local, offline
-Parley stack: ``create_realtime_app()`` is the server on its own,
-``realtime_route()`` the route to mount at ``/v1/realtime`` in another app, and
-``serve_realtime()`` runs one session over any ``WireSocket``.
+Parley stack: ``serve_realtime(socket, backend, engine)`` runs one session over any
+``WireSocket`` on an engine built by the caller (the server's switchboard);
+``create_realtime_app()`` is the server on its own and ``realtime_route()`` the
+route to mount at ``/v1/realtime`` in another app, both building each session's
+engine with a zero-argument maker.
 """
 
 from __future__ import annotations
@@ -16,8 +18,16 @@ from .app import (
     realtime_route,
     serve_realtime,
 )
-from .backend import EngineMaker, RealtimeBackend, offline_backend
-from .session import CancellableEngine, RealtimeSession
+from .backend import (
+    EngineMaker,
+    RealtimeBackend,
+    RealtimeSessionEngine,
+    cascade_maker,
+    offline_backend,
+    offline_engine_maker,
+)
+from .input import SpeechBegan, SpeechEnded, SpeechInput, Utterance
+from .session import EventHook, RealtimeSession
 from .settings import turn_config
 from .tools import ClientTools, function_specs
 from .usage import estimate_usage
@@ -25,16 +35,23 @@ from .usage import estimate_usage
 __all__ = [
     "DEFAULT_MODEL",
     "KEY_SUBPROTOCOL_PREFIX",
-    "CancellableEngine",
     "ClientTools",
     "EngineMaker",
+    "EventHook",
     "RealtimeBackend",
     "RealtimeSession",
+    "RealtimeSessionEngine",
+    "SpeechBegan",
+    "SpeechEnded",
+    "SpeechInput",
+    "Utterance",
     "authorized",
+    "cascade_maker",
     "create_realtime_app",
     "estimate_usage",
     "function_specs",
     "offline_backend",
+    "offline_engine_maker",
     "realtime_route",
     "serve_realtime",
     "turn_config",

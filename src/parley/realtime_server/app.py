@@ -1,9 +1,12 @@
 """The I/O shell: a :class:`RealtimeSession` bound to a WebSocket, and the ASGI pieces.
 
 ``serve_realtime`` runs one session over any :class:`~parley.transports.socket.WireSocket`
-(two tasks: frames in → ``session.handle``; ``session.events()`` → text frames out).
-``realtime_route`` is the Starlette route to mount at ``/v1/realtime`` in a bigger
-app; ``create_realtime_app`` is the server on its own (``parley realtime-server``).
+(two tasks: frames in → ``session.handle``; ``session.events()`` → text frames out)
+on an engine given by the caller: the server's switchboard admits the connection
+(auth, capacity, drain), builds the call's engine from the app's configuration and
+calls it. ``realtime_route`` and ``create_realtime_app`` are for standalone use
+(``parley realtime-server``, tests): they build each session's engine with a
+zero-argument maker (default: :func:`~parley.realtime_server.offline_engine_maker`).
 
 Authentication, when an API key is configured: ``Authorization: Bearer KEY`` (what
 the OpenAI SDKs send) or the ``openai-insecure-api-key.KEY`` subprotocol (what a
@@ -27,8 +30,14 @@ from starlette.websockets import WebSocket
 from parley.protocols.openai_realtime import encode_event_text
 from parley.transports.socket import CLOSE_POLICY, StarletteSocket, WireSocket
 
-from .backend import RealtimeBackend, offline_backend
-from .session import RealtimeSession
+from .backend import (
+    EngineMaker,
+    RealtimeBackend,
+    RealtimeSessionEngine,
+    offline_backend,
+    offline_engine_maker,
+)
+from .session import EventHook, RealtimeSession
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -44,10 +53,20 @@ KEY_SUBPROTOCOL_PREFIX = "openai-insecure-api-key."
 
 
 async def serve_realtime(
-    socket: WireSocket, backend: RealtimeBackend, *, model: str = DEFAULT_MODEL
+    socket: WireSocket,
+    backend: RealtimeBackend,
+    engine: RealtimeSessionEngine,
+    *,
+    model: str = DEFAULT_MODEL,
+    on_event: EventHook | None = None,
 ) -> None:
-    """Serve one Realtime session on an accepted socket until either side ends it."""
-    session = RealtimeSession(backend, model=model)
+    """Serve one Realtime session on an accepted socket until either side ends it.
+
+    The session runs ``engine`` and closes it at the end. ``on_event`` is awaited
+    with every engine event before the session maps it to server events; it must
+    not raise (an exception ends the session: guard user code inside it).
+    """
+    session = RealtimeSession(backend, engine, model=model, on_event=on_event)
 
     async def read() -> None:
         try:
@@ -105,12 +124,14 @@ def realtime_route(
     path: str = "/v1/realtime",
     *,
     backend: RealtimeBackend | Callable[[], RealtimeBackend] | None = None,
+    make_engine: EngineMaker | None = None,
     api_key: str | None = None,
 ) -> WebSocketRoute:
     """The WebSocket route serving the Realtime protocol (mount it in any Starlette app).
 
     ``backend`` is a backend or a zero-argument function returning one (called per
-    connection, so it can be built lazily); the default is :func:`offline_backend`.
+    connection, so it can be built lazily); ``make_engine`` builds each session's
+    engine. The defaults are :func:`offline_backend` and :func:`offline_engine_maker`.
     The ``model`` query parameter is reported back in the session.
     """
     get_backend: Callable[[], RealtimeBackend]
@@ -121,6 +142,7 @@ def realtime_route(
         get_backend = lambda: fixed  # noqa: E731
     else:
         get_backend = backend
+    makers: list[EngineMaker] = [make_engine] if make_engine is not None else []
 
     async def endpoint(websocket: WebSocket) -> None:
         offered = list(websocket.scope.get("subprotocols") or [])
@@ -132,7 +154,10 @@ def realtime_route(
         chosen = "realtime" if "realtime" in plain else (plain[0] if plain else None)
         await websocket.accept(subprotocol=chosen)
         model = websocket.query_params.get("model") or DEFAULT_MODEL
-        await serve_realtime(StarletteSocket(websocket), get_backend(), model=model)
+        if not makers:
+            makers.append(offline_engine_maker())  # lazily: it names the offline models
+        engine = makers[0]()
+        await serve_realtime(StarletteSocket(websocket), get_backend(), engine, model=model)
 
     return WebSocketRoute(path, endpoint)
 
@@ -140,14 +165,16 @@ def realtime_route(
 def create_realtime_app(
     *,
     backend: RealtimeBackend | None = None,
+    make_engine: EngineMaker | None = None,
     api_key: str | None = None,
     path: str = "/v1/realtime",
     warmup: bool = True,
 ) -> Starlette:
     """A standalone ASGI app with the Realtime endpoint at ``path``.
 
-    ``warmup`` loads the backend's models at startup rather than on the first call.
-    Run it with ``uvicorn.run(create_realtime_app(), host=..., port=...)``.
+    ``make_engine`` builds each session's engine (default: the offline cascade with
+    the echo brain); ``warmup`` loads the backend's models at startup rather than on
+    the first call. Run it with ``uvicorn.run(create_realtime_app(), host=..., port=...)``.
     """
     chosen = backend
 
@@ -160,6 +187,5 @@ def create_realtime_app(
             await get_backend().warmup()
         yield
 
-    return Starlette(
-        routes=[realtime_route(path, backend=get_backend, api_key=api_key)], lifespan=lifespan
-    )
+    route = realtime_route(path, backend=get_backend, make_engine=make_engine, api_key=api_key)
+    return Starlette(routes=[route], lifespan=lifespan)

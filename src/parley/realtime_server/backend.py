@@ -1,11 +1,16 @@
-"""What a local Realtime session runs on: the input side (VAD + STT) and the engine.
+"""What a local Realtime session runs on: the shared input side, and the engine seam.
 
 The server does its own turn detection and transcription (so ``server_vad`` takes
-the client's parameters and manual commit works the same way) and hands each
-user turn to a Parley :class:`~parley.engines.seams.Engine` as text; the engine
-makes the reply (text and audio). Any engine fits; the default is the offline
-cascade (Silero VAD, Whisper tiny.en, the echo brain, Piper), with every model
-loaded once per process and shared by all sessions.
+the client's parameters and manual commit works the same way) with the models of
+a :class:`RealtimeBackend`, shared by every session of a process. Each user turn
+goes as text to the session's engine, which makes the reply (text and audio). The
+engine comes from outside — one per session, built by whoever admits the
+connection (the server's switchboard, with the app's brain, tools, middleware and
+context) — and must be able to cancel a reply (:class:`RealtimeSessionEngine`).
+
+For standalone use (``parley realtime-server``, tests) :func:`offline_backend` and
+:func:`offline_engine_maker` are the offline defaults: Silero VAD and Whisper
+tiny.en in, the echo brain and Piper out, every model loaded once per process.
 """
 
 from __future__ import annotations
@@ -14,29 +19,50 @@ import asyncio
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
 
-from parley.engines.seams import Engine
+from parley.engines.cascade import CascadeConfig, CascadeEngine
+from parley.engines.seams import Cancellable, Engine
 from parley.errors import ConfigError
-from parley.providers.seams import STT, VAD
+from parley.providers.seams import LLM, STT, TTS, VAD
 
-__all__ = ["EngineMaker", "RealtimeBackend", "offline_backend"]
+if TYPE_CHECKING:
+    from parley.providers.piper import PiperTTS
+    from parley.providers.silero import SileroVAD
+    from parley.providers.whisper import WhisperSTT
+
+__all__ = [
+    "EngineMaker",
+    "RealtimeBackend",
+    "RealtimeSessionEngine",
+    "cascade_maker",
+    "offline_backend",
+    "offline_engine_maker",
+]
+
+
+class RealtimeSessionEngine(Engine, Cancellable, Protocol):
+    """What a session needs of its engine: the :class:`~parley.engines.seams.Engine`
+    seam, and cancelling a reply (``response.cancel``, barge-in)."""
+
 
 #: Builds one session's engine (called once per WebSocket connection).
-EngineMaker = Callable[[], Engine]
+EngineMaker = Callable[[], RealtimeSessionEngine]
 
 
 @dataclass(frozen=True, slots=True)
 class RealtimeBackend:
-    """Shared by every session of a server.
+    """The input side shared by every session of a server.
 
-    ``voices`` are the names ``session.update`` may choose (the first is the
-    default); an unknown voice leaves the voice unchanged and ``session.updated``
-    says so. ``transcription_model`` is the name reported in the session.
+    ``vad`` and ``stt`` run at one rate (the input pipeline's); ``voices`` are the
+    names ``session.update`` may choose (the first is the default; an unknown voice
+    leaves the voice unchanged and ``session.updated`` says so);
+    ``transcription_model`` is the name reported in the session. ``warmups`` load
+    the models (:meth:`warmup`).
     """
 
     vad: VAD
     stt: STT
-    make_engine: EngineMaker
     voices: tuple[str, ...] = ("default",)
     transcription_model: str = "parley-stt"
     response_start_timeout_s: float = 60.0  # engine silent this long → response failed
@@ -66,29 +92,60 @@ class RealtimeBackend:
         await asyncio.gather(*(r for r in results if asyncio.iscoroutine(r)))
 
 
+class _CancellableCascade(CascadeEngine):
+    """Merge bridge: ``CascadeEngine`` declares ``cancel_response`` on another branch
+    (issue 9, point 4). Until it lands, a reply is cancelled the way a barge-in cuts
+    it (``Interrupted`` + ``ResponseDone(cancelled)`` with what was heard). Delete
+    this class, and build ``CascadeEngine`` in :func:`cascade_maker`, when it has."""
+
+    async def cancel_response(self, response_id: str) -> None:
+        rec = self._response
+        if rec is not None and rec.id == response_id:
+            await self._barge_in()
+
+
+def cascade_maker(
+    vad: VAD, stt: STT, brain: LLM, tts: TTS, config: CascadeConfig | None = None
+) -> EngineMaker:
+    """An engine maker building a cascade on shared providers, one per session. The
+    session hands it each user turn as text, so its own VAD and STT stay idle."""
+    settings = config or CascadeConfig()
+
+    def make() -> RealtimeSessionEngine:
+        return _CancellableCascade(vad, stt, brain, tts, settings)
+
+    return make
+
+
+@functools.cache
+def _offline_models() -> tuple[SileroVAD, WhisperSTT, PiperTTS]:
+    from parley.providers.piper import PiperTTS
+    from parley.providers.silero import SileroVAD
+    from parley.providers.whisper import WhisperSTT
+
+    return SileroVAD(16000), WhisperSTT(), PiperTTS()
+
+
 @functools.cache
 def offline_backend() -> RealtimeBackend:
-    """The offline default: Silero + Whisper tiny.en in, the echo brain and Piper out.
+    """The offline input side: Silero VAD and Whisper tiny.en (voice: Piper's joe).
 
     Cached, so a process builds the providers once; models load on first use (or in
     :meth:`RealtimeBackend.warmup`) through the shared model registry.
     """
-    from parley.engines.cascade import CascadeConfig, CascadeEngine
-    from parley.providers.piper import PiperTTS
-    from parley.providers.responders import EchoResponder
-    from parley.providers.silero import SileroVAD
-    from parley.providers.whisper import WhisperSTT
-
-    vad, stt, tts, brain = SileroVAD(16000), WhisperSTT(), PiperTTS(), EchoResponder()
-
-    def make_engine() -> Engine:
-        return CascadeEngine(vad, stt, brain, tts, CascadeConfig())
-
+    vad, stt, tts = _offline_models()
     return RealtimeBackend(
         vad=vad,
         stt=stt,
-        make_engine=make_engine,
         voices=("joe",),
         transcription_model="whisper-tiny.en",
         warmups=(vad.warmup, stt.warmup, tts.warmup),
     )
+
+
+def offline_engine_maker() -> EngineMaker:
+    """The offline default engine: the echo brain on the cascade, spoken by Piper."""
+    from parley.providers.responders import EchoResponder
+
+    vad, stt, tts = _offline_models()
+    return cascade_maker(vad, stt, EchoResponder(), tts)

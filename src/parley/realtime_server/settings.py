@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import secrets
 import time
+from typing import Literal
+
+import msgspec
 
 from parley.errors import ConfigError, RemoteProtocolError
 from parley.protocols.openai_realtime import (
@@ -19,7 +22,9 @@ from parley.protocols.openai_realtime import (
     RealtimeAudioFormat,
     Session,
     TurnDetection,
+    merge_session,
 )
+from parley.protocols.openai_realtime.server_conversation import check_format
 from parley.turns import TurnConfig
 
 from .backend import RealtimeBackend
@@ -31,7 +36,11 @@ __all__ = [
     "check_format",
     "default_session",
     "format_or_default",
+    "modalities",
     "turn_config",
+    "turn_detection",
+    "updated_session",
+    "voice",
 ]
 
 #: ``semantic_vad`` eagerness → end-of-turn silence (ms), from parley.turns' tuning table.
@@ -120,9 +129,45 @@ def format_or_default(fmt: RealtimeAudioFormat | object) -> RealtimeAudioFormat:
     return fmt if isinstance(fmt, RealtimeAudioFormat) else PCM16_24K
 
 
-def check_format(fmt: RealtimeAudioFormat, where: str) -> None:
-    if fmt.type == "audio/pcm" and fmt.sample_rate != 24000:
+def updated_session(old: Session, update: Session, voices: tuple[str, ...]) -> Session:
+    """``session.update`` merged into ``old`` and checked; ``old`` stays valid when this
+    raises (``RemoteProtocolError``, invalid_value)."""
+    if update.type != "realtime":
         raise RemoteProtocolError(
-            f"{where}.rate: audio/pcm is 24000 Hz only, got {fmt.sample_rate}",
-            code="invalid_value",
+            "session.type: only 'realtime' sessions are served here", code="invalid_value"
         )
+    new = merge_session(old, update)
+    # The server owns these; a client echoing a whole session must not change them.
+    new = msgspec.structs.replace(new, id=old.id, object=old.object, expires_at=old.expires_at)
+    ain, aout = audio_in(new), audio_out(new)
+    check_format(format_or_default(ain.format), "session.audio.input.format")
+    check_format(format_or_default(aout.format), "session.audio.output.format")
+    mods = new.output_modalities
+    if isinstance(mods, list) and sorted(set(mods)) not in (["audio"], ["text"]):
+        raise RemoteProtocolError(
+            "session.output_modalities: one of ['audio'] or ['text']", code="invalid_value"
+        )
+    td = ain.turn_detection
+    if isinstance(td, TurnDetection):
+        turn_config(td)  # raises for bad values
+    voice = aout.voice
+    if not isinstance(voice, str) or voice not in voices:
+        voice = audio_out(old).voice  # this TTS has no such voice: keep the current one
+    return msgspec.structs.replace(
+        new, audio=AudioConfig(input=ain, output=msgspec.structs.replace(aout, voice=voice))
+    )
+
+
+def turn_detection(session: Session) -> TurnDetection | None:
+    td = audio_in(session).turn_detection
+    return td if isinstance(td, TurnDetection) else None
+
+
+def modalities(session: Session) -> list[Literal["text", "audio"]]:
+    mods = session.output_modalities
+    return list(mods) if isinstance(mods, list) else ["audio"]
+
+
+def voice(session: Session) -> str | None:
+    name = audio_out(session).voice
+    return name if isinstance(name, str) else None

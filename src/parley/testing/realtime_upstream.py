@@ -30,7 +30,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
 import msgspec
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -38,6 +38,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from parley.engines.playback import heard_text
 from parley.errors import RemoteProtocolError
 from parley.events import Usage
 from parley.protocols.openai_realtime import (
@@ -60,37 +61,25 @@ from parley.protocols.openai_realtime import (
     InputAudioBufferSpeechStarted,
     InputAudioBufferSpeechStopped,
     InputAudioTranscriptionCompleted,
-    Part,
     RealtimeAudioFormat,
     RealtimeErrorEvent,
-    RealtimeResponse,
     ResponseCancel,
-    ResponseContentPartAdded,
-    ResponseContentPartDone,
     ResponseCreate,
-    ResponseCreated,
-    ResponseDone,
-    ResponseFunctionCallArgumentsDelta,
-    ResponseFunctionCallArgumentsDone,
-    ResponseOutputAudioDelta,
-    ResponseOutputAudioDone,
-    ResponseOutputAudioTranscriptDelta,
-    ResponseOutputAudioTranscriptDone,
-    ResponseOutputItemAdded,
-    ResponseOutputItemDone,
+    ResponseOutput,
     ResponseUsage,
+    ResponseWriter,
     ServerEvent,
     Session,
     SessionCreated,
     SessionUpdate,
     SessionUpdated,
-    StatusDetails,
     TurnDetection,
     UnknownClientEvent,
     encode_event_text,
     merge_session,
     parse_client_event,
 )
+from parley.tasks import cancel_and_wait
 
 __all__ = ["RealtimeUpstream", "ScriptedFunctionCall", "ScriptedResponse", "UpstreamConnection"]
 
@@ -180,9 +169,11 @@ class _Conn:
         self.pending_audio = 0  # bytes since the last turn
         self.audio_ms_total = 0.0
         self.response_task: asyncio.Task[None] | None = None
+        self.response: ResponseOutput | None = None
         self.response_id = ""
         self.item_id = ""
-        self.lock = asyncio.Lock()
+        # The same choreography as the local Realtime server, one delta per scripted chunk.
+        self.writer = ResponseWriter(up.event_id, _Items(), heard_text, max_delta_ms=None)
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -330,9 +321,19 @@ class _Conn:
     def _start_response(self, _user_item: str) -> None:
         script = self.up.next_response()
         self.response_id = self.up.response_id()
-        self.response_task = asyncio.get_running_loop().create_task(
-            self._respond(script, self.response_id)
+        audio = self.rec.session.audio
+        voice = None
+        if isinstance(audio, AudioConfig) and isinstance(audio.output, AudioOutput):
+            voice = audio.output.voice if isinstance(audio.output.voice, str) else None
+        out = ResponseOutput(
+            self.response_id,
+            self.up.item_id(),
+            self._format("output"),
+            voice=voice,
+            conversation_id="conv_fake",
         )
+        self.response = out
+        self.response_task = asyncio.get_running_loop().create_task(self._respond(script, out))
 
     async def barge_in(self) -> None:
         """The caller speaks over the reply: speech_started, and (server VAD with
@@ -350,86 +351,27 @@ class _Conn:
             await self._cancel("turn_detected")
 
     async def _cancel(self, reason: str) -> bool:
-        task = self.response_task
-        if task is None or task.done():
+        task, out = self.response_task, self.response
+        if task is None or task.done() or out is None:
             return False
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        done = RealtimeResponse(
-            id=self.response_id,
-            object="realtime.response",
-            status="cancelled",
-            status_details=StatusDetails(type="cancelled", reason=reason),
-            output=[],
-            usage=ResponseUsage(),
-        )
-        await self.send(ResponseDone(event_id=self.up.event_id(), response=done))
+        await cancel_and_wait(task)
+        out.cancel_reason = reason
+        await self.send_all(self.writer.done(out, "cancelled", ResponseUsage()))
         return True
 
-    async def _respond(self, s: ScriptedResponse, resp_id: str) -> None:
-        up = self.up
-        eid = up.event_id
-        await self.send(
-            ResponseCreated(
-                event_id=eid(),
-                response=RealtimeResponse(
-                    id=resp_id, object="realtime.response", status="in_progress", output=[]
-                ),
-            )
-        )
-        item_id = up.item_id()
+    async def send_all(self, events: list[ServerEvent]) -> None:
+        for event in events:
+            await self.send(event)
+
+    async def _respond(self, s: ScriptedResponse, out: ResponseOutput) -> None:
+        up, w = self.up, self.writer
+        await self.send_all(w.created(out))
         if s.function_call is not None:
             fc = s.function_call
+            item_id = up.item_id()
             call_id = fc.call_id or f"call_{item_id}"
-            item = ConversationItem(
-                type="function_call",
-                id=item_id,
-                status="in_progress",
-                call_id=call_id,
-                name=fc.name,
-                arguments="",
-            )
-            await self.send(
-                ResponseOutputItemAdded(
-                    event_id=eid(), response_id=resp_id, output_index=0, item=item
-                )
-            )
-            await self.send(
-                ResponseFunctionCallArgumentsDelta(
-                    event_id=eid(),
-                    response_id=resp_id,
-                    item_id=item_id,
-                    output_index=0,
-                    call_id=call_id,
-                    delta=fc.arguments,
-                )
-            )
-            await self.send(
-                ResponseFunctionCallArgumentsDone(
-                    event_id=eid(),
-                    response_id=resp_id,
-                    item_id=item_id,
-                    output_index=0,
-                    call_id=call_id,
-                    name=fc.name,
-                    arguments=fc.arguments,
-                )
-            )
-            final = ConversationItem(
-                type="function_call",
-                id=item_id,
-                status="completed",
-                call_id=call_id,
-                name=fc.name,
-                arguments=fc.arguments,
-            )
-            await self.send(
-                ResponseOutputItemDone(
-                    event_id=eid(), response_id=resp_id, output_index=0, item=final
-                )
-            )
-            await self._done(resp_id, [final], s.usage)
+            await self.send_all(w.function_call(out, call_id, fc.name, fc.arguments, item_id))
+            await self._done(out, s.usage)
             return
         words = s.transcript.split()
         n = s.chunks or max(1, len(words))
@@ -440,31 +382,11 @@ class _Conn:
             audio = pattern * (s.chunk_ms * per_ms * n // len(pattern))
         cut = [audio[len(audio) * i // n : len(audio) * (i + 1) // n] for i in range(n)]
         pieces = [w if i == 0 else f" {w}" for i, w in enumerate(words)]
-        item = ConversationItem(
-            type="message", role="assistant", id=item_id, status="in_progress", content=[]
-        )
-        self.item_id = item_id
-        await self.send(
-            ResponseOutputItemAdded(event_id=eid(), response_id=resp_id, output_index=0, item=item)
-        )
-        await self.send(ConversationItemAdded(event_id=eid(), item=item))
-        scope: dict[str, Any] = {
-            "response_id": resp_id,
-            "item_id": item_id,
-            "output_index": 0,
-            "content_index": 0,
-        }
-        await self.send(
-            ResponseContentPartAdded(
-                event_id=eid(), part=Part(type="audio", transcript=""), **scope
-            )
-        )
+        self.item_id = out.item_id
         for i, chunk in enumerate(cut):
             if i < len(pieces):
-                await self.send(
-                    ResponseOutputAudioTranscriptDelta(event_id=eid(), delta=pieces[i], **scope)
-                )
-            await self.send(ResponseOutputAudioDelta.from_audio(chunk, event_id=eid(), **scope))
+                await self.send_all(w.text(out, pieces[i]))
+            await self.send_all(w.audio(out, chunk))
             if s.drop_after_deltas is not None and i + 1 >= s.drop_after_deltas:
                 up.drops += 1
                 self.ws.transport.abort()  # no close frame: what a network failure looks like
@@ -472,43 +394,28 @@ class _Conn:
             if up.delta_interval_s:
                 await asyncio.sleep(up.delta_interval_s)
         if len(pieces) > len(cut):
-            rest = "".join(pieces[len(cut) :])
-            await self.send(ResponseOutputAudioTranscriptDelta(event_id=eid(), delta=rest, **scope))
-        await self.send(ResponseOutputAudioDone(event_id=eid(), **scope))
-        await self.send(
-            ResponseOutputAudioTranscriptDone(event_id=eid(), transcript=s.transcript, **scope)
-        )
-        await self.send(
-            ResponseContentPartDone(
-                event_id=eid(), part=Part(type="audio", transcript=s.transcript), **scope
-            )
-        )
-        final = ConversationItem(
-            type="message",
-            role="assistant",
-            id=item_id,
-            status="completed",
-            content=[ContentPart(type="output_audio", transcript=s.transcript)],
-        )
-        await self.send(
-            ResponseOutputItemDone(event_id=eid(), response_id=resp_id, output_index=0, item=final)
-        )
-        await self.send(ConversationItemDone(event_id=eid(), item=final))
-        await self._done(resp_id, [final], s.usage)
+            await self.send_all(w.text(out, "".join(pieces[len(cut) :])))
+        await self._done(out, s.usage)
 
-    async def _done(self, resp_id: str, output: list[ConversationItem], usage: Usage) -> None:
-        resp = RealtimeResponse(
-            id=resp_id,
-            object="realtime.response",
-            status="completed",
-            status_details=None,
-            output=output,
-            conversation_id="conv_fake",
-            output_modalities=["audio"],
-            usage=ResponseUsage.from_usage(usage),
-        )
-        await self.send(ResponseDone(event_id=self.up.event_id(), response=resp))
+    async def _done(self, out: ResponseOutput, usage: Usage) -> None:
+        await self.send_all(self.writer.done(out, "completed", ResponseUsage.from_usage(usage)))
         self.up.responses_done += 1
+
+
+class _Items:
+    """The fake's conversation as the response writer sees it: ids in order."""
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+
+    def item_added(self, item: ConversationItem) -> str | None:
+        previous = self.ids[-1] if self.ids else None
+        self.ids.append(item.id if isinstance(item.id, str) else "")
+        return previous
+
+    def item_done(self, item: ConversationItem, audio_ms: float) -> tuple[bool, str | None]:
+        index = self.ids.index(item.id) if item.id in self.ids else -1
+        return index >= 0, (self.ids[index - 1] if index > 0 else None)
 
 
 class RealtimeUpstream:
@@ -623,10 +530,8 @@ class RealtimeUpstream:
             pass
         finally:
             rec.closed = True
-            if conn.response_task is not None:
-                conn.response_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
-                    await conn.response_task
+            with contextlib.suppress(ConnectionClosed):
+                await cancel_and_wait(conn.response_task)
 
     async def __aenter__(self) -> Self:
         self._server = await serve(

@@ -2,8 +2,10 @@
 
 - Client side (``RealtimeEngine``): build client events, :func:`encode_event`, and
   :func:`parse_server_event` for what comes back.
-- Server side (the local Realtime server): :func:`parse_client_event`, build server
-  events, :func:`encode_event`.
+- Server side (the local Realtime server, the test kit's fake upstream):
+  :func:`parse_client_event`, :class:`ServerConversation` (items, responses,
+  truncation, the input buffer) and :class:`ResponseWriter` (one response's event
+  choreography), :func:`encode_event`.
 
 GA is what Parley speaks; beta names and the beta flat session shape are
 accepted on input and mapped onto GA (protocols.md §1.5). Audio stays base64
@@ -14,6 +16,7 @@ text on the hot-path structs (``InputAudioBufferAppend.audio``,
 
 from __future__ import annotations
 
+from .client_conversation import ClientConversation
 from .client_events import (
     MAX_AUDIO_APPEND_BYTES,
     ClientEvent,
@@ -51,6 +54,8 @@ from .items import (
     decode_audio,
     encode_audio,
 )
+from .response_writer import DELTA_MS, ItemLog, ResponseOutput, ResponseWriter
+from .server_conversation import ServerConversation, ServerResponse
 from .server_events import (
     ContentPartEvent,
     ConversationCreated,
@@ -137,6 +142,7 @@ from .usage import (
 
 __all__ = [
     "BETA_EVENT_NAMES",
+    "DELTA_MS",
     "MAX_AUDIO_APPEND_BYTES",
     "MAX_FRAME_BYTES",
     "PCM16_24K",
@@ -146,6 +152,7 @@ __all__ = [
     "AudioInput",
     "AudioOutput",
     "CachedTokensDetails",
+    "ClientConversation",
     "ClientEvent",
     "ContentPart",
     "ContentPartEvent",
@@ -180,6 +187,7 @@ __all__ = [
     "InputAudioTranscriptionSegment",
     "InputTokenDetails",
     "InputTranscription",
+    "ItemLog",
     "LogProb",
     "McpListToolsCompleted",
     "McpListToolsFailed",
@@ -211,6 +219,7 @@ __all__ = [
     "ResponseMcpCallCompleted",
     "ResponseMcpCallFailed",
     "ResponseMcpCallInProgress",
+    "ResponseOutput",
     "ResponseOutputAudioDelta",
     "ResponseOutputAudioDone",
     "ResponseOutputAudioTranscriptDelta",
@@ -221,7 +230,10 @@ __all__ = [
     "ResponseOutputTextDone",
     "ResponseParams",
     "ResponseUsage",
+    "ResponseWriter",
+    "ServerConversation",
     "ServerEvent",
+    "ServerResponse",
     "Session",
     "SessionCreated",
     "SessionUpdate",

@@ -18,6 +18,7 @@ from typing import Any, Literal
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from parley.audio.format import AudioFormat
 from parley.errors import RemoteProtocolError
 
 __all__ = [
@@ -67,6 +68,11 @@ class RealtimeAudioFormat(_Config, frozen=True, kw_only=True):
         if self.type == "audio/pcm":
             return self.rate if isinstance(self.rate, int) else 24000
         return 8000
+
+    @property
+    def audio_format(self) -> AudioFormat:
+        """The matching :class:`parley.audio.AudioFormat` (mono)."""
+        return AudioFormat(self.encoding, self.sample_rate)
 
 
 PCM16_24K = RealtimeAudioFormat(type="audio/pcm", rate=24000)
