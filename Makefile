@@ -48,6 +48,7 @@ run: $(VENV)/.run-deps
 lint: $(VENV)/.test-deps
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/lint-imports --no-cache
 
 typecheck: $(VENV)/.test-deps
 	$(VENV)/bin/mypy src

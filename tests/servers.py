@@ -2,7 +2,7 @@
 
 ``serve_app(app)`` runs a :class:`~parley.app.Parley` app in-process on the test's
 event loop (lifespan on, the process's signal handlers untouched);
-``ServerProcess`` runs ``python -m parley.server`` as a subprocess configured by
+``ServerProcess`` runs ``python -m parley serve`` as a subprocess configured by
 ``PARLEY_*`` environment variables, for tests that need signals (SIGTERM drain)
 or several workers.
 
@@ -111,7 +111,7 @@ async def serve_app(app: Parley) -> AsyncIterator[RunningServer]:
 
 
 class ServerProcess:
-    """``python -m parley.server`` in a subprocess; use as a (sync) context manager."""
+    """``python -m parley serve`` in a subprocess; use as a (sync) context manager."""
 
     def __init__(self, env: Mapping[str, str] | None = None, *, startup_s: float = 60.0) -> None:
         self.port = free_port()
@@ -135,7 +135,7 @@ class ServerProcess:
 
     def start(self) -> ServerProcess:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "parley.server"],
+            [sys.executable, "-m", "parley", "serve"],
             env=self._env,
             cwd=ROOT,
             stdout=self._log,

@@ -39,7 +39,7 @@ async def served() -> AsyncIterator[tuple[Parley, str]]:
     _configure_django()
     from channels.routing import ProtocolTypeRouter, URLRouter  # type: ignore[import-untyped]
 
-    from parley.transports.django import parley_urlpatterns
+    from parley.server.hosts.django import parley_urlpatterns
 
     app = Parley(settings=ParleySettings(engine=EngineKind.LOOPBACK))
     asgi = ProtocolTypeRouter({"websocket": URLRouter(parley_urlpatterns(app))})

@@ -21,7 +21,7 @@ from parley.protocols.browser import (
     ServerEvent,
     parse_server_frame,
 )
-from parley.transports.socketio import DEFAULT_NAMESPACE, ParleyNamespace, parley_socketio_server
+from parley.server.hosts.socketio import DEFAULT_NAMESPACE, ParleyNamespace, parley_socketio_server
 from servers import serve_asgi
 
 NS = DEFAULT_NAMESPACE

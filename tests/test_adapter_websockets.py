@@ -19,7 +19,7 @@ from parley.protocols.browser import (
     encode_client_message,
     parse_server_frame,
 )
-from parley.transports.websockets_server import route_of, serve_websockets
+from parley.server.hosts.websockets import route_of, serve_websockets
 from servers import TwilioPhone
 
 
@@ -61,13 +61,20 @@ async def echo(ws: websockets.ClientConnection, pcm: bytes) -> bytes:
     return back
 
 
-def test_routes() -> None:
-    assert route_of("/ws/audio") == ("browser", None)
-    assert route_of("/ws/audio?x=1") == ("browser", None)
-    assert route_of("/ws/audio/conv_1") == ("browser", "conv_1")
-    assert route_of("/twilio/stream") == ("twilio", None)
-    assert route_of("/ws/audio/a/b") is None
-    assert route_of("/") is None
+def test_routes_come_from_the_platform_registry() -> None:
+    board = Parley(settings=ParleySettings(engine=EngineKind.LOOPBACK)).switchboard
+
+    def route(path: str) -> tuple[str, dict[str, str]] | None:
+        found = route_of(board, path)
+        return None if found is None else (found[0].name, found[1])
+
+    assert route("/ws/audio") == ("browser", {})
+    assert route("/ws/audio?x=1") == ("browser", {})
+    assert route("/ws/audio/conv_1") == ("browser", {"conversation_id": "conv_1"})
+    assert route("/twilio/stream") == ("twilio", {})
+    assert route("/v1/realtime") == ("realtime", {})
+    assert route("/ws/audio/a/b") is None
+    assert route("/") is None
 
 
 async def test_browser_session_streams_audio_back(served: tuple[Parley, str]) -> None:

@@ -8,9 +8,16 @@ import pytest
 import websockets
 
 from parley.app import Parley, ParleyBackend
-from parley.config import ConversationConfig, EngineKind, ParleySettings
-from parley.engines.factory import EngineFactory, describe_engine
+from parley.config import (
+    ConversationConfig,
+    EngineKind,
+    ParleySettings,
+    engine_spec,
+    load_settings,
+)
+from parley.engines.factory import EngineFactory
 from parley.engines.loopback import LoopbackEngine
+from parley.engines.spec import EngineRequest, EngineSpec
 from parley.errors import ConfigError
 from parley.events import AudioDelta, TranscriptFinal
 from parley.protocols.browser import StartMessage, encode_client_message
@@ -81,28 +88,59 @@ def test_run_with_workers_needs_an_import_string() -> None:
         loopback_app().run(workers=2)
 
 
-def test_start_banner_says_which_engine_and_brain_and_why() -> None:
-    local = describe_engine(ParleySettings())
-    assert local.engine is EngineKind.LOCAL
-    assert "no LLM configured: echo brain" in local.banner()
-    hosted = describe_engine(
-        ParleySettings(brain="openai:llama3", llm_base_url="http://localhost:11434/v1")
-    )
-    assert "llama3" in hosted.banner() and "localhost:11434" in hosted.banner()
-    assert "loopback" in describe_engine(ParleySettings(engine=EngineKind.LOOPBACK)).banner()
+def banner(settings: ParleySettings) -> str:
+    return Parley(settings=settings).engine_choice().banner()
+
+
+def test_start_banner_names_what_is_configured() -> None:
+    local = banner(ParleySettings())
+    assert local.startswith("engine: local")
+    assert "Silero VAD → Whisper tiny.en → echo (no LLM configured" in local
+    assert "→ Piper joe" in local
+    hosted = banner(ParleySettings(brain="openai:llama3", llm_base_url="http://localhost:11434/v1"))
+    assert "llama3" in hosted and "localhost:11434" in hosted
+    other = banner(ParleySettings(vad="webrtc", stt="openai:whisper-1", tts="openai:tts-1"))
+    assert "WebRTC VAD → OpenAI STT whisper-1" in other and "OpenAI TTS tts-1" in other
+    assert "Whisper" not in other and "Piper" not in other
+    assert "loopback" in banner(ParleySettings(engine=EngineKind.LOOPBACK))
+
+
+def test_a_custom_engine_factory_claims_no_models_and_warms_none() -> None:
+    app = Parley(settings=ParleySettings(), engine_factory=lambda req: LoopbackEngine())
+    assert app.engine_choice().reason == "custom engine_factory"
+    assert "Whisper" not in app.engine_choice().banner()
+    asyncio.run(app.switchboard.warmup())  # would load Whisper if it warmed the cascade
+    from parley.providers.models import load_counts
+
+    assert not any("whisper" in name for name in load_counts())
+
+
+def test_realtime_without_a_key_is_said_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    app = Parley(settings=ParleySettings(engine=EngineKind.REALTIME))
+    assert any("without an API key" in w for w in app.engine_choice().warnings)
+    keyed = Parley(settings=ParleySettings(engine=EngineKind.REALTIME, realtime_api_key="sk-1"))
+    assert keyed.engine_choice().warnings == ()
 
 
 def test_factory_builds_loopback_at_the_transport_rate() -> None:
-    factory = EngineFactory(ParleySettings(engine=EngineKind.LOOPBACK))
+    factory = EngineFactory(engine_spec(ParleySettings(engine=EngineKind.LOOPBACK)))
     engine = factory.build(
-        engine=EngineKind.LOOPBACK,
-        brain="echo",
-        voice="joe",
-        instructions="",
-        tools=None,
-        sample_rate=8000,
+        EngineRequest("c1", EngineKind.LOOPBACK, "echo", "joe", "", None, 8000, "ulaw")
     )
     assert isinstance(engine, LoopbackEngine) and engine.input_format.sample_rate == 8000
+    assert engine.input_format.encoding == "ulaw"
+
+
+def test_provider_specs_are_checked_against_what_exists() -> None:
+    with pytest.raises(ConfigError, match="unknown stt 'kaldi': use whisper"):
+        load_settings(overrides={"stt": "kaldi"})
+    with pytest.raises(ConfigError, match="not installed"):
+        load_settings(overrides={"stt": "whisper:large-v3"})
+    with pytest.raises(ConfigError, match="needs a model"):
+        load_settings(overrides={"tts": "openai"})
+    with pytest.raises(ConfigError, match="webrtc"):
+        EngineFactory(EngineSpec(vad="vosk"))
 
 
 async def test_hooks_run_with_session_and_user_and_a_failing_hook_is_contained() -> None:

@@ -148,14 +148,11 @@ _cascades: list[Parley] = []
 
 @pytest.fixture(autouse=True)
 async def _close_brains() -> AsyncIterator[None]:
-    # The app's shared LLM client outlives the server (nothing closes it at shutdown):
-    # close it here so its keep-alive socket does not leak into the next test.
+    # The app's shared LLM client must not outlive the test: its keep-alive socket
+    # would leak into the next one (the server's shutdown closes it; this makes sure).
     yield
     while _cascades:
-        app = _cascades.pop()
-        close = getattr(app.engines.brain(app.settings.brain), "aclose", None)
-        if close is not None:
-            await close()
+        await _cascades.pop().engines.aclose()
 
 
 def cascade_app(wire: OpenAIWireServer, **config: Any) -> Parley:
@@ -459,7 +456,7 @@ async def test_realtime_event_trigger_fires_from_rest_and_from_the_app() -> None
             await until(lambda: system_items(up))
             conv = app.conversation(c.id)
             assert conv is not None
-            assert await conv.fire("user_authenticated", {"account": "ACC-2"}) == 1
+            assert await app.fire(c.id, "user_authenticated", {"account": "ACC-2"}) == 1
             await until(lambda: len(system_items(up)) == 2)
         assert system_items(up) == [
             '[context: account]\n{"account":"ACC-1","verified":true}',

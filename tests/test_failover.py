@@ -5,18 +5,23 @@ Conversation on the in-memory transport."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from parley.audio.format import OPENAI_PCM_FORMAT
 from parley.conversation import Conversation
 from parley.engines.cascade import CascadeEngine
-from parley.engines.failover import FailoverEngine, FailoverPolicy, HistorySeedable, switch_count
+from parley.engines.failover import FailoverEngine, FailoverPolicy, switch_count
 from parley.engines.realtime import RealtimeConfig, RealtimeEngine
+from parley.engines.seams import HistorySeedable
 from parley.events import EngineSwitched, Event, ResponseDone, Role
-from parley.providers.seams import Message
+from parley.providers.openai_llm import OpenAILLM
+from parley.providers.seams import LLM
+from parley.realtime_server import RealtimeBackend, cascade_maker, create_realtime_app
+from parley.testing import OpenAIWireServer, ScriptedReply
 from parley.testing.fakes import FakeLLM, FakeSTT, FakeTTS, FakeVAD, silence, tone
 from parley.testing.realtime_upstream import RealtimeUpstream, ScriptedResponse
 from parley.testing.transport import MemoryPeer, ReplyAudio, memory_transport_pair
+from servers import serve_asgi
 
 PCM_MS = 48  # PCM16 24 kHz
 
@@ -40,15 +45,8 @@ def realtime(up: RealtimeUpstream, attempts: int = 3) -> RealtimeEngine:
     )
 
 
-class SeedableCascade(CascadeEngine):
-    """The cascade plus the history seeding FailoverEngine asks for (HistorySeedable)."""
-
-    def seed_history(self, messages: Sequence[Message]) -> None:
-        self._history.extend(messages)
-
-
-def cascade(llm: FakeLLM, cls: type[CascadeEngine] = CascadeEngine) -> CascadeEngine:
-    return cls(FakeVAD(16000), FakeSTT(["what about my order"]), llm, FakeTTS(16000))
+def cascade(llm: LLM) -> CascadeEngine:
+    return CascadeEngine(FakeVAD(16000), FakeSTT(["what about my order"]), llm, FakeTTS(16000))
 
 
 async def speak(peer: MemoryPeer) -> None:
@@ -117,7 +115,7 @@ async def test_mid_call_drop_with_no_way_back_carries_the_conversation() -> None
     async with RealtimeUpstream(turn_audio_ms=200) as up:
         up.script(ScriptedResponse("Your order shipped.", user_transcript="where is my order"))
         llm = FakeLLM(["It arrives tomorrow."])
-        fallback = cascade(llm, SeedableCascade)
+        fallback = cascade(llm)  # the plain cascade: it implements HistorySeedable itself
         assert isinstance(fallback, HistorySeedable)
         engine = FailoverEngine(realtime(up), fallback)
         await engine.update(instructions="Be kind.")
@@ -171,3 +169,54 @@ async def test_repeated_errors_within_the_window_switch() -> None:
     switched = [e for e in call.events if isinstance(e, EngineSwitched)]
     assert len(switched) == 1 and "server_error" in switched[0].reason
     assert up.connections[0].closed  # the primary was shut down
+
+
+async def test_a_killed_local_realtime_server_fails_over_with_the_history() -> None:
+    """RealtimeEngine against Parley's own /v1/realtime (its cascade on deterministic
+    providers, real protocol over a real socket); the server dies mid-call, so the
+    failover's cascade takes over, and its first request to the loopback OpenAI-wire
+    server carries the earlier turns."""
+    vad = FakeVAD(16000)
+    upstream_brain = FakeLLM(["Your order shipped."])
+    local = create_realtime_app(
+        backend=RealtimeBackend(vad=vad, stt=FakeSTT(["where is my order"]), voices=("tone",)),
+        make_engine=cascade_maker(vad, FakeSTT(), upstream_brain, FakeTTS(24000)),
+        warmup=False,
+    )
+    async with OpenAIWireServer() as wire:
+        wire.script(ScriptedReply(("It arrives tomorrow.",)))
+        llm = OpenAILLM("gpt-4o-mini", base_url=wire.openai_base_url, api_key="k", max_retries=0)
+        async with serve_asgi(local) as port:
+            primary = RealtimeEngine(
+                RealtimeConfig(
+                    url=f"ws://127.0.0.1:{port}/v1/realtime",
+                    api_key="sk-test",
+                    connect_attempts=2,
+                    backoff_initial_s=0.01,
+                    backoff_max_s=0.02,
+                )
+            )
+            engine = FailoverEngine(primary, lambda: cascade(llm))
+            call = Call(engine)
+            task = asyncio.create_task(call.conv.run())
+            listener = asyncio.create_task(call.listen())
+            await speak(call.peer)  # the first turn: the local server hears and answers
+            await call.until_done(1)
+            await call.peer.report_playback(call.done()[0].response_id, 1e9)
+        # serve_asgi's exit stopped the server: the socket is gone and nothing listens.
+        await wait_for(lambda: engine.active == "cascade", 10)
+        await speak(call.peer)
+        await call.until_done(2)
+        await call.peer.hangup()
+        await asyncio.wait_for(task, 5)
+        await asyncio.wait_for(listener, 5)
+        await llm.aclose()
+        first = wire.chat_requests[0]
+    assert [d.text for d in call.done()] == ["Your order shipped.", "It arrives tomorrow."]
+    assert first["messages"][-3:] == [
+        {"role": "user", "content": "where is my order"},
+        {"role": "assistant", "content": "Your order shipped."},
+        {"role": "user", "content": "what about my order"},
+    ]
+    switched = [e for e in call.events if isinstance(e, EngineSwitched)]
+    assert len(switched) == 1 and switched[0].current == "cascade"

@@ -16,14 +16,11 @@ from parley.conversation.middleware import (
     MiddlewareError,
     MiddlewareRegistry,
     Next,
-    PIIRedactionMiddleware,
     TextTransform,
     TimingMiddleware,
     TokenAuthMiddleware,
-    find_pii,
-    luhn_valid,
-    redact_pii,
 )
+from parley.conversation.pii import PIIRedactionMiddleware, find_pii, luhn_valid, redact_pii
 from parley.engines.text_hooks import HeldSplitter
 from parley.errors import AuthError, ConfigError
 from parley.providers.sentences import SentenceSplitter

@@ -1,4 +1,4 @@
-"""Middleware on both engines, wired through the app (``make_engine``) as a server
+"""Middleware on both engines, wired through the app's switchboard as a server
 call is: the cascade with an OpenAI-compatible LLM over the real SSE wire format,
 the realtime engine against the local Realtime upstream, and an audio
 preprocessor that provably reaches the VAD and the STT."""
@@ -13,8 +13,10 @@ from typing import Any
 import numpy as np
 
 from parley.app import EngineRequest, Parley
+from parley.audio.format import OPENAI_PCM_FORMAT
 from parley.config import EngineKind, ParleySettings
-from parley.conversation.middleware import MiddlewareContext, PIIRedactionMiddleware
+from parley.conversation.middleware import MiddlewareContext
+from parley.conversation.pii import PIIRedactionMiddleware
 from parley.conversation.session import Conversation
 from parley.engines import CascadeEngine
 from parley.engines.realtime import RealtimeConfig, RealtimeEngine
@@ -71,33 +73,28 @@ class Events:
 async def live_call(
     app: Parley, *, user_id: str | None = None, metadata: dict[str, str] | None = None
 ) -> AsyncIterator[tuple[Conversation, Any, Events]]:
-    """A call as ``serve_call`` builds it, over the in-memory transport."""
+    """A call as the switchboard runs a socket's, over the in-memory transport."""
     record = app.new_record(kind="browser", user_id=user_id, metadata=metadata)
-    engine = app.make_engine(record, RATE)
     stream, peer = memory_transport_pair()
     events = Events()
 
-    async def on_event(conv: Conversation, event: Event) -> None:
+    def on_show(event: Event) -> None:
         events.items.append(event)
         events.changed.set()
 
-    conv = Conversation(
-        stream,
-        engine,
-        conversation_id=record.id,
-        on_event=on_event,
-        audio_preprocessor=app.audio_preprocessor_for(engine),
-    )
+    stream.on_show = on_show
 
     async def drain() -> None:
         async for _ in peer:
             pass
 
     async with asyncio.TaskGroup() as tg:
-        tg.create_task(conv.run())
+        tg.create_task(app.switchboard.run_call(record, stream))
         tg.create_task(drain())
-        yield conv, peer, events
-        await conv.end()
+        await asyncio.sleep(0)  # the call task runs up to its first await: the call is set up
+        assert record.conversation is not None
+        yield record.conversation, peer, events
+        await app.end_call(record.id)
 
 
 # -- cascade ------------------------------------------------------------------------------
@@ -190,8 +187,31 @@ async def test_cascade_refusal_by_token_auth_is_an_apology_not_silence() -> None
     assert events.of(ResponseDone)[0].text == "Never said." and len(llm.requests) == 1
 
 
-async def test_cascade_failing_response_middleware_never_speaks_unfiltered_text() -> None:
-    from parley.engines.cascade import DEFAULT_APOLOGY
+async def test_a_failing_middleware_is_skipped_by_default_and_the_caller_is_answered() -> None:
+    """Default policy "skip": the broken middleware is left out for that turn, one
+    ErrorEvent (middleware_error) and REST carry it, the reply still comes."""
+    from parley.testing import FakeLLM
+
+    tts = FakeTTS(RATE)
+    app = app_with(lambda req: CascadeEngine(FakeVAD(RATE), FakeSTT(), FakeLLM(["All good."]), tts))
+
+    @app.response_middleware
+    async def broken(text: str, ctx: MiddlewareContext) -> str:
+        raise RuntimeError("decorator is down")
+
+    async with live_call(app) as (conv, peer, events):
+        await peer.send_text("how are you")
+        await events.until(lambda: bool(events.of(ResponseDone)))
+    assert events.of(ResponseDone)[0].status == "completed"
+    assert tts.texts == ["All good."]
+    (error,) = events.of(ErrorEvent)
+    assert error.code == "middleware_error" and "skipped" in error.message
+    assert conv.error == error
+
+
+async def test_a_strict_middleware_that_fails_never_lets_unfiltered_text_through() -> None:
+    """Policy "strict" (here per middleware): the turn ends with the spoken apology;
+    the card number the model said is never synthesised."""
     from parley.testing import FakeLLM
 
     tts = FakeTTS(RATE)
@@ -199,20 +219,18 @@ async def test_cascade_failing_response_middleware_never_speaks_unfiltered_text(
         lambda req: CascadeEngine(FakeVAD(RATE), FakeSTT(), FakeLLM([f"Card {CARD}."]), tts)
     )
 
-    @app.response_middleware
-    async def broken(text: str, ctx: MiddlewareContext) -> str:
-        raise RuntimeError("redactor is down")
+    class BrokenRedactor:
+        async def process(self, context: MiddlewareContext, next: Any) -> MiddlewareContext:
+            raise RuntimeError("redactor is down")
 
+    app.add_middleware(BrokenRedactor(), request=False, on_error="strict")
     async with live_call(app) as (_conv, peer, events):
         await peer.send_text("what is my card")
         await events.until(lambda: bool(events.of(ResponseDone)))
-    (done,) = events.of(ResponseDone)
-    assert (done.status, done.text) == ("failed", DEFAULT_APOLOGY)
-    # Only the apology was synthesised: the card number never reached the TTS.
-    assert tts.texts == [DEFAULT_APOLOGY]
-    (error,) = events.of(ErrorEvent)
-    assert error.code == "middleware_error"
-    assert CARD not in "".join(d.text for d in events.of(TextDelta))
+    done = events.of(ResponseDone)[0]
+    assert done.status == "failed" and CARD not in done.text
+    assert all(CARD not in t for t in tts.texts) and tts.texts  # the apology was spoken
+    assert events.of(ErrorEvent)[0].code == "middleware_error"
 
 
 # -- audio preprocessor -----------------------------------------------------------------
@@ -247,7 +265,7 @@ async def test_audio_preprocessor_reaches_the_vad_and_the_stt() -> None:
         return app
 
     plain = run(gain=False)
-    assert plain.audio_preprocessor_for(plain.make_engine(plain.new_record(), RATE)) is None
+    assert plain.middleware.audio_chain(RATE) is None
     async with live_call(plain) as (conv, peer, events):
         # Zero-cost path: without a preprocessor, a chunk goes through the decoder's
         # own bound method, with no wrapper around it.
@@ -286,7 +304,7 @@ async def test_realtime_response_middleware_changes_transcripts_not_upstream_aud
         app = app_with(lambda req: RealtimeEngine(realtime_config(up)))
         app.add_middleware(PIIRedactionMiddleware())
         record = app.new_record()
-        engine = app.make_engine(record, 24000)
+        engine = app.switchboard.engine_for(record, OPENAI_PCM_FORMAT)
         assert isinstance(engine, RealtimeEngine)
         events = Events()
 

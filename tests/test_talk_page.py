@@ -2,7 +2,7 @@
 
 Everything is real: Chromium and its fake microphone, fed a WAV that Piper spoke;
 the page's AudioWorklets, WebSocket and browser protocol; and the server with its
-defaults (``python -m parley.server`` via tests/servers.py: uvicorn, the offline
+defaults (``python -m parley serve`` via tests/servers.py: uvicorn, the offline
 cascade of Silero, Whisper, the echo brain and Piper) on a free port. The page
 must show Whisper's transcript of the WAV, play the reply and show the turn's
 latency, at 24 kHz and on the 48 kHz fallback paths.

@@ -19,7 +19,6 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -35,13 +34,19 @@ from parley.config import EngineKind, ParleySettings, load_settings
 from parley.errors import ConfigError
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
+
     from parley.app import Parley
     from parley.client import CallResult
+    from parley.engines.factory import EngineFactory
+    from parley.providers.registry import ProviderKind
 
 __all__ = [
+    "DEFAULT_APP_FACTORY",
     "app",
     "brain_description",
     "call",
+    "default_asgi",
     "engine_description",
     "main",
     "realtime_server",
@@ -85,15 +90,22 @@ def version() -> None:
 # ------------------------------------------------------------------------------ serve
 
 
+def _factory(settings: ParleySettings) -> EngineFactory:
+    from parley.config import engine_spec, provider_options
+    from parley.engines.factory import EngineFactory
+    from parley.providers.registry import ProviderRegistry
+
+    return EngineFactory(engine_spec(settings), ProviderRegistry(provider_options(settings)))
+
+
 def engine_description(settings: ParleySettings) -> str:
-    """One line: which engine is live and what it does."""
+    """One line: which engine is live and what it is made of (what is configured)."""
+    choice = _factory(settings).describe()
     if settings.engine is EngineKind.LOOPBACK:
         return "loopback — each caller's audio straight back (transport and load testing)"
     if settings.engine is EngineKind.REALTIME:
-        from parley.engines.factory import describe_engine
-
-        return f"realtime — speech to speech: {describe_engine(settings).reason}"
-    return "local — offline cascade: Silero VAD → Whisper tiny.en → brain → Piper (joe)"
+        return f"realtime — speech to speech: {choice.reason}"
+    return f"local — cascade: {choice.reason}"
 
 
 def brain_description(settings: ParleySettings) -> str:
@@ -128,6 +140,8 @@ def _banner(settings: ParleySettings) -> Panel:
     table.add_row("talk page", f"{base}/")
     table.add_row("engine", engine_description(settings))
     table.add_row("brain", brain_description(settings))
+    for warning in _factory(settings).describe().warnings:
+        table.add_row("", f"[yellow]{escape(warning)}[/]")
     table.add_row(
         "twilio", f"POST {base}/twilio/voice · ws://{shown}:{settings.port}/twilio/stream"
     )
@@ -144,25 +158,40 @@ def _banner(settings: ParleySettings) -> Panel:
 
 async def _warm_with_progress(parley_app: Parley, console: Console) -> None:
     """Load and warm the very models the app's engine factory will hand to calls."""
-    if parley_app.settings.engine is not EngineKind.LOCAL:
+    board = parley_app.switchboard
+    if parley_app.settings.engine is not EngineKind.LOCAL or board.setup.engine_maker:
         return
-    names = ("Silero VAD", "Whisper tiny.en", "Piper voice (joe)")
+    spec, providers = board.factory.spec, board.factory.providers
+    parts: dict[ProviderKind, str] = {"vad": spec.vad, "stt": spec.stt, "tts": spec.tts}
     columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as progress:
-        tasks = {name: progress.add_task(f"waiting {name}", total=1) for name in names}
-        models = parley_app.engines.local_stack()  # built only; loading happens below
-        for name, model in zip(names, models, strict=True):
-            warmup: Callable[[], Awaitable[None]] | None = getattr(model, "warmup", None)
-            progress.update(tasks[name], description=f"loading {name}")
-            if warmup is not None:
-                await warmup()
-            progress.update(tasks[name], completed=1, description=f"[green]ready[/] {name}")
+        names = {kind: providers.describe(kind, text) for kind, text in parts.items()}
+        tasks = {
+            kind: progress.add_task(f"waiting {name}", total=1) for kind, name in names.items()
+        }
+        for kind, text in parts.items():
+            progress.update(tasks[kind], description=f"loading {names[kind]}")
+            await providers.warmup({kind: text})
+            progress.update(tasks[kind], completed=1, description=f"[green]ready[/] {names[kind]}")
+
+
+def default_asgi() -> FastAPI:
+    """A Parley app configured only by settings (environment, ``PARLEY_CONFIG``): what
+    each worker process builds with ``--workers N`` (its own registry and switchboard;
+    the model files are shared through the OS page cache)."""
+    from parley.app import Parley
+
+    return Parley().asgi
+
+
+#: Import string of :func:`default_asgi`, for ``workers > 1`` without a user module.
+DEFAULT_APP_FACTORY = "parley.cli:default_asgi"
 
 
 def _export_for_workers(config: Path | None, overrides: dict[str, Any]) -> None:
     """Hand the flags to worker processes the way they read settings: ``PARLEY_*``.
 
-    Each worker builds its app from the environment (``parley.server.run:default_app``);
+    Each worker builds its app from the environment (:func:`default_asgi`);
     flags outrank the environment, so overwriting the variables keeps the precedence.
     """
     if config is not None:
@@ -186,6 +215,11 @@ def serve(
     llm_base_url: Annotated[
         str | None, typer.Option(help="Base URL of an OpenAI-compatible or Anthropic API.")
     ] = None,
+    stt: Annotated[
+        str | None, typer.Option(help="whisper:tiny.en (default) | openai:MODEL.")
+    ] = None,
+    tts: Annotated[str | None, typer.Option(help="piper:joe (default) | openai:MODEL.")] = None,
+    vad: Annotated[str | None, typer.Option(help="silero (default) | webrtc | energy.")] = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
     config: Annotated[
         Path | None, typer.Option(help="YAML settings file (flags and PARLEY_* env win).")
@@ -200,6 +234,9 @@ def serve(
         "engine": engine.value if engine is not None else None,
         "brain": brain,
         "llm_base_url": llm_base_url,
+        "stt": stt,
+        "tts": tts,
+        "vad": vad,
         "workers": workers,
     }
     overrides = {k: v for k, v in flags.items() if v is not None}
@@ -211,8 +248,6 @@ def serve(
     console = _console()
     console.print(_banner(settings))
     if settings.workers > 1:
-        from parley.server.run import DEFAULT_APP_FACTORY
-
         # Each worker loads and warms its own models before it serves (app lifespan).
         _export_for_workers(config, overrides)
         parley_app.run(app_import=DEFAULT_APP_FACTORY)
@@ -414,20 +449,38 @@ def realtime_server(
             help="Key clients must send (Authorization: Bearer); unset = open.",
         ),
     ] = None,
+    brain: Annotated[
+        str | None,
+        typer.Option(help="echo | template | openai:MODEL | anthropic:MODEL (default echo)."),
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="YAML settings file (flags and PARLEY_* env win).")
+    ] = None,
 ) -> None:
-    """Serve an OpenAI-Realtime-compatible endpoint at /v1/realtime on the offline stack."""
+    """Serve only the OpenAI-Realtime-compatible endpoint at /v1/realtime, on the
+    configured cascade (offline by default)."""
     import uvicorn
 
-    from parley.realtime_server import create_realtime_app
+    from parley.app import Parley
+    from parley.server.app import create_app
 
+    overrides: dict[str, Any] = {"host": host, "port": port}
+    if api_key:
+        overrides["realtime_server_api_key"] = api_key
+    if brain:
+        overrides["brain"] = brain
+    try:
+        parley_app = Parley(settings=load_settings(config, overrides))
+    except ConfigError as exc:
+        raise _config_error(exc) from None
     console = _console()
     console.print(
         f"Realtime API (GA protocol) at ws://{host}:{port}/v1/realtime — "
-        "Silero, Whisper tiny.en, echo brain, Piper"
+        f"{escape(parley_app.engine_choice().reason)}"
         + ("" if api_key else " — [yellow]no API key required[/yellow]")
     )
     uvicorn.run(
-        create_realtime_app(api_key=api_key),
+        create_app(parley_app.switchboard, endpoints={"realtime"}, rest=False),
         host=host,
         port=port,
         ws="websockets-sansio",

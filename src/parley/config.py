@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from enum import StrEnum
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -37,14 +36,18 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from parley.engines.spec import EngineKind, EngineSpec, RealtimeSpec
 from parley.errors import ConfigError
+from parley.providers.registry import ProviderKind, ProviderOptions, check_spec
 
 __all__ = [
     "BUILT_FEATURES",
     "ConversationConfig",
     "EngineKind",
     "ParleySettings",
+    "engine_spec",
     "load_settings",
+    "provider_options",
 ]
 
 # Feature switches of ConversationConfig that are implemented. Enabling one that is
@@ -60,12 +63,6 @@ _FEATURE_SWITCHES = (
     "track_engagement",
     "enable_auth",
 )
-
-
-class EngineKind(StrEnum):
-    LOCAL = "local"  # the offline cascade: Silero → Whisper → brain → Piper
-    LOOPBACK = "loopback"  # caller audio straight back: transport and load testing
-    REALTIME = "realtime"  # OpenAI Realtime API (or a compatible server)
 
 
 class ConversationConfig(BaseModel):
@@ -87,6 +84,16 @@ class ConversationConfig(BaseModel):
     track_engagement: bool = False
     enable_auth: bool = False
     rate_limit_per_minute: int = Field(default=0, ge=0, description="0 = unlimited")
+    # What the caller hears when a provider fails during a turn: never silence.
+    apology_text: str = Field(
+        default="Sorry, something went wrong on my side. Could you say that again?",
+        min_length=1,
+        max_length=500,
+    )
+    # A text middleware that raises: "skip" leaves it out for that turn (logged, an
+    # ErrorEvent) and the caller still gets an answer; "strict" ends the turn with the
+    # apology instead (for middleware that must never be bypassed, e.g. redaction).
+    middleware_errors: Literal["skip", "strict"] = "skip"
 
     @model_validator(mode="after")
     def _reject_unbuilt_features(self) -> ConversationConfig:
@@ -120,6 +127,12 @@ class ParleySettings(BaseSettings):
     brain: str = Field(
         default="echo", description="echo | template | openai:MODEL | anthropic:MODEL"
     )
+    stt: str = Field(default="whisper:tiny.en", description="whisper:tiny.en | openai:MODEL")
+    tts: str = Field(default="piper:joe", description="piper:joe | openai:MODEL")
+    vad: str = Field(default="silero", description="silero | webrtc | energy")
+    # Hosted speech (stt/tts openai:MODEL): endpoint and key (else OPENAI_API_KEY).
+    audio_base_url: str | None = None
+    audio_api_key: SecretStr | None = None
     template_file: Path | None = None
     llm_base_url: str | None = None
     llm_api_key: SecretStr | None = None
@@ -146,15 +159,14 @@ class ParleySettings(BaseSettings):
     realtime_server_api_key: SecretStr | None = None
     conversation: ConversationConfig = ConversationConfig()
 
-    @field_validator("brain")
+    @field_validator("brain", "stt", "tts", "vad")
     @classmethod
-    def _check_brain(cls, brain: str) -> str:
-        kind, _, model = brain.partition(":")
-        if kind not in {"echo", "template", "openai", "anthropic"}:
-            raise ValueError(f"unknown brain {brain!r}: use echo, template, openai:MODEL")
-        if kind in {"openai", "anthropic"} and not model:
-            raise ValueError(f"brain {kind!r} needs a model: {kind}:MODEL")
-        return brain
+    def _check_provider(cls, value: str, info: Any) -> str:
+        kind: ProviderKind = info.field_name
+        try:
+            return str(check_spec(kind, value))
+        except ConfigError as exc:
+            raise ValueError(str(exc).removeprefix(f"{kind}: ")) from None
 
     @classmethod
     def settings_customise_sources(
@@ -194,3 +206,47 @@ def load_settings(
         first = exc.errors()[0]
         raise ConfigError(first["msg"], field=_field_path(first) or "settings") from exc
     return settings
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
+def engine_spec(
+    settings: ParleySettings, conversation: ConversationConfig | None = None
+) -> EngineSpec:
+    """What the settings ask to answer calls with (the engine factory's input);
+    ``conversation`` is the app's own config when it has one (else the settings')."""
+    s = settings
+    conv = conversation or s.conversation
+    return EngineSpec(
+        engine=s.engine,
+        brain=s.brain,
+        stt=s.stt,
+        tts=s.tts,
+        vad=s.vad,
+        realtime=RealtimeSpec(
+            url=s.realtime_url,
+            model=s.realtime_model,
+            api_key=_secret(s.realtime_api_key),
+            voice=s.realtime_voice,
+            failover=s.failover,
+        ),
+        apology=conv.apology_text,
+    )
+
+
+def provider_options(
+    settings: ParleySettings, conversation: ConversationConfig | None = None
+) -> ProviderOptions:
+    """Keys, endpoints and files the providers need."""
+    s = settings
+    conv = conversation or s.conversation
+    return ProviderOptions(
+        llm_base_url=s.llm_base_url,
+        llm_api_key=_secret(s.llm_api_key),
+        audio_base_url=s.audio_base_url,
+        audio_api_key=_secret(s.audio_api_key),
+        template_file=s.template_file,
+        tts_voice=conv.voice,
+    )

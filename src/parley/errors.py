@@ -21,7 +21,13 @@ __all__ = [
 
 
 class ParleyError(Exception):
-    """Base of every error Parley raises on purpose."""
+    """Base of every error Parley raises on purpose.
+
+    ``code`` is a short machine-readable slug for error events, REST and close
+    reasons; each kind has its own (a protocol error carries the specific one).
+    """
+
+    code: str = "error"
 
 
 class ProtocolError(ParleyError):
@@ -51,6 +57,8 @@ class RemoteProtocolError(ProtocolError):
 class ProviderError(ParleyError):
     """A model provider (STT, LLM, TTS, VAD, realtime upstream) failed."""
 
+    code = "provider_error"
+
     def __init__(self, message: str, *, provider: str = "", retryable: bool = False) -> None:
         super().__init__(message)
         self.provider = provider
@@ -60,6 +68,8 @@ class ProviderError(ParleyError):
 class ConfigError(ParleyError):
     """Invalid configuration; ``field`` names the offending setting."""
 
+    code = "config_error"
+
     def __init__(self, message: str, *, field: str = "") -> None:
         super().__init__(f"{field}: {message}" if field else message)
         self.field = field
@@ -68,9 +78,13 @@ class ConfigError(ParleyError):
 class AuthError(ParleyError):
     """Missing, invalid or reused credentials."""
 
+    code = "auth_error"
+
 
 class RateLimited(ParleyError):
     """Too many requests; ``retry_after`` is in seconds."""
+
+    code = "rate_limited"
 
     def __init__(self, message: str, *, retry_after: float = 0.0) -> None:
         super().__init__(message)

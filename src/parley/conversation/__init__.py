@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from parley.conversation.context import ContextManager, ContextProvider, InjectResult
+from parley.conversation.journal import Journal
 from parley.conversation.metrics import ConversationMetrics, LatencySummary, summarize
 from parley.conversation.middleware import (
     AnalyticsMiddleware,
     LoggingMiddleware,
     Middleware,
     MiddlewareContext,
-    PIIRedactionMiddleware,
     TimingMiddleware,
     TokenAuthMiddleware,
 )
+from parley.conversation.pii import PIIRedactionMiddleware
 from parley.conversation.session import Conversation, EventHook, LifecycleHook
 from parley.conversation.state import TRANSITIONS, ConversationState, StateMachine
 from parley.conversation.stream import CallStream, Inbound, PlaybackReport, UserText
@@ -33,6 +34,7 @@ __all__ = [
     "EventHook",
     "Inbound",
     "InjectResult",
+    "Journal",
     "LatencySummary",
     "LifecycleHook",
     "LoggingMiddleware",

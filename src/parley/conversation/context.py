@@ -20,8 +20,7 @@ system item at once. The manager enforces what the engines do not:
   engine at once, also while a reply is streaming; off, a change made during a
   reply waits until the reply ends (or is cut).
 
-An evicted or expired entry is withdrawn with the engine's ``remove_context(key)``
-when it has one; the current engines do not, so the key is overwritten with
+An evicted or expired entry is withdrawn by overwriting its key with
 :data:`EXPIRED_TEXT` (which also tells a realtime model that its earlier system
 item for that key no longer holds).
 
@@ -32,7 +31,6 @@ called at conversation start and again whenever its per-user cache expires.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import math
@@ -43,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from parley.errors import ConfigError
+from parley.tasks import cancel_and_wait
 
 __all__ = [
     "EXPIRED_TEXT",
@@ -277,22 +276,12 @@ class ContextManager:
         while self._dirty:
             key = next(iter(self._dirty))
             text = self._dirty.pop(key)
-            if text is not None:
-                await self.sink.inject_context(key, text)
-            else:
-                remover = getattr(self.sink, "remove_context", None)
-                if callable(remover):
-                    await remover(key)
-                else:
-                    await self.sink.inject_context(key, EXPIRED_TEXT)
+            await self.sink.inject_context(key, text if text is not None else EXPIRED_TEXT)
 
     async def close(self) -> None:
         self._closed = True
         task, self._expiry = self._expiry, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
     # -- budget and window -------------------------------------------------------------
 

@@ -28,18 +28,27 @@ The chain form of the seeds, ``process(context, next)``, is the
 requests, responses or both. Order: registration order, first registered runs
 first (and is outermost: it sees what the later ones did after ``next``
 returns). A middleware that returns without calling ``next`` short-circuits the
-rest of the chain; what it returns is the result. A ``ParleyError`` (e.g.
-:class:`~parley.errors.AuthError` from :class:`TokenAuthMiddleware`) refuses the
-turn: the engine reports an ``ErrorEvent`` and the call goes on; any other
-exception from user code becomes a :class:`MiddlewareError` (logged) with the same
-effect — a failing response middleware never lets unfiltered text through.
+rest of the chain; what it returns is the result.
+
+When a middleware fails (the error policy, :data:`OnError`):
+
+- a ``ParleyError`` it raises on purpose (e.g. :class:`~parley.errors.AuthError`
+  from :class:`TokenAuthMiddleware`) refuses the turn: the engine reports an
+  ``ErrorEvent``, the caller hears the apology, and the call goes on;
+- any other exception is a bug in that middleware. With ``"skip"`` (the default)
+  the middleware is left out for that turn — the rest of the chain runs on the text
+  as it was before it — the failure is reported (one log line naming the call, an
+  ``ErrorEvent`` with code ``middleware_error``) and the caller still gets an
+  answer. With ``"strict"`` it becomes a :class:`MiddlewareError` that ends the
+  turn like a refusal: nothing the middleware should have changed is said. Use
+  ``strict`` for middleware that must never be bypassed (redaction, compliance):
+  ``app.add_middleware(PIIRedactionMiddleware(), on_error="strict")``.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
-import re
 import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -49,7 +58,6 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from parley.errors import AuthError, ConfigError, ParleyError
 
 __all__ = [
-    "PII_KINDS",
     "AnalyticsMiddleware",
     "AudioPreprocessor",
     "Direction",
@@ -60,21 +68,21 @@ __all__ = [
     "MiddlewareError",
     "MiddlewareRegistry",
     "Next",
-    "PIIMatch",
-    "PIIRedactionMiddleware",
+    "OnError",
     "TextMiddleware",
     "TextPipeline",
     "TextTransform",
     "TimingMiddleware",
     "TokenAuthMiddleware",
-    "find_pii",
-    "luhn_valid",
-    "redact_pii",
 ]
 
 log = logging.getLogger("parley.middleware")
 
 Direction = Literal["request", "response"]
+#: What a middleware's bug does to the turn (see the module docstring).
+OnError = Literal["skip", "strict"]
+#: Told of a skipped middleware: ``(middleware, exception)``.
+SkipReporter = Callable[["Middleware", Exception], Awaitable[None]]
 
 
 class MiddlewareError(ParleyError):
@@ -110,10 +118,28 @@ class Middleware(Protocol):
 
 
 class MiddlewareChain:
-    """Middleware run in order; the end of the chain returns the context as it is."""
+    """Middleware run in order; the end of the chain returns the context as it is.
 
-    def __init__(self, middleware: Iterable[Middleware]) -> None:
+    ``policies`` gives each middleware's :data:`OnError` (default ``"strict"``, the
+    safe choice for a chain built by hand; the app's registry passes its own);
+    ``on_skip`` is told of each skipped failure (the switchboard reports it).
+    """
+
+    def __init__(
+        self,
+        middleware: Iterable[Middleware],
+        *,
+        policies: Sequence[OnError] | None = None,
+        on_skip: SkipReporter | None = None,
+    ) -> None:
         self.middleware: tuple[Middleware, ...] = tuple(middleware)
+        strict: OnError = "strict"
+        self.policies: tuple[OnError, ...] = (
+            tuple(policies) if policies is not None else (strict,) * len(self.middleware)
+        )
+        if len(self.policies) != len(self.middleware):
+            raise ConfigError("one error policy per middleware", field="policies")
+        self._on_skip = on_skip
 
     def __len__(self) -> int:
         return len(self.middleware)
@@ -125,23 +151,61 @@ class MiddlewareChain:
         if index == len(self.middleware):
             return context
         mw = self.middleware[index]
+        downstream: list[MiddlewareContext] = []
 
         async def next_(ctx: MiddlewareContext) -> MiddlewareContext:
-            return await self._at(index + 1, ctx)
+            result = await self._at(index + 1, ctx)
+            downstream.append(result)
+            return result
 
+        skip = self.policies[index] == "skip"
+        # What the middleware may change in place, as it was: a skipped one leaves no trace.
+        before = (context.text, dict(context.metadata)) if skip else None
         try:
             result = await mw.process(context, next_)
         except ParleyError:
-            raise
-        except Exception as exc:  # the user-code boundary: a bug refuses the turn, typed
-            log.exception("middleware %r failed", mw)
-            raise MiddlewareError(f"{type(mw).__name__} failed: {exc}") from exc
+            raise  # a refusal on purpose (or a downstream one): never skipped
+        except Exception as exc:  # the user-code boundary: a bug is typed, never raw
+            return await self._failed(mw, exc, index, context, before, downstream)
         if not isinstance(result, MiddlewareContext):
-            raise MiddlewareError(
-                f"{type(mw).__name__}.process returned {type(result).__name__}, "
-                "not a MiddlewareContext"
-            )
+            wrong = TypeError(f"process returned {type(result).__name__}, not a MiddlewareContext")
+            return await self._failed(mw, wrong, index, context, before, downstream)
         return result
+
+    async def _failed(
+        self,
+        mw: Middleware,
+        exc: Exception,
+        index: int,
+        context: MiddlewareContext,
+        before: tuple[str, dict[str, Any]] | None,
+        downstream: list[MiddlewareContext],
+    ) -> MiddlewareContext:
+        if before is None:  # strict
+            log.debug("middleware %r failed", mw, exc_info=exc)
+            raise MiddlewareError(f"{type(mw).__name__} failed: {exc}") from exc
+        if downstream:  # it failed after the rest of the chain ran: keep that result
+            await self._report(mw, exc)
+            return downstream[-1]
+        return await self._skip(mw, exc, index, context, before)
+
+    async def _skip(
+        self,
+        mw: Middleware,
+        exc: Exception,
+        index: int,
+        context: MiddlewareContext,
+        before: tuple[str, dict[str, Any]] | None,
+    ) -> MiddlewareContext:
+        await self._report(mw, exc)
+        if before is not None:
+            context.text, context.metadata = before[0], before[1]
+        return await self._at(index + 1, context)
+
+    async def _report(self, mw: Middleware, exc: Exception) -> None:
+        log.debug("middleware %r failed; skipped for this turn", mw, exc_info=exc)
+        if self._on_skip is not None:
+            await self._on_skip(mw, exc)
 
 
 # -- the simple decorators' form ---------------------------------------------------------
@@ -188,9 +252,12 @@ class TextPipeline:
         metadata: Mapping[str, Any] | None = None,
         token: str | None = None,
         context: Callable[[], Mapping[str, str]] | None = None,
+        request_policies: Sequence[OnError] | None = None,
+        response_policies: Sequence[OnError] | None = None,
+        on_skip: SkipReporter | None = None,
     ) -> None:
-        self._request = MiddlewareChain(request)
-        self._response = MiddlewareChain(response)
+        self._request = MiddlewareChain(request, policies=request_policies, on_skip=on_skip)
+        self._response = MiddlewareChain(response, policies=response_policies, on_skip=on_skip)
         self.conversation_id = conversation_id
         self.user_id = user_id
         self.metadata = dict(metadata or {})
@@ -233,17 +300,31 @@ class MiddlewareRegistry:
     def __init__(self) -> None:
         self.request: list[Middleware] = []
         self.response: list[Middleware] = []
+        # Each one's error policy; None: the app's default (settings middleware_errors).
+        self._request_policy: list[OnError | None] = []
+        self._response_policy: list[OnError | None] = []
         self._audio: list[tuple[Callable[..., Any], bool]] = []  # fn, per_call
 
-    def add(self, middleware: Middleware, *, request: bool = True, response: bool = True) -> None:
+    def add(
+        self,
+        middleware: Middleware,
+        *,
+        request: bool = True,
+        response: bool = True,
+        on_error: OnError | None = None,
+    ) -> None:
         if not isinstance(middleware, Middleware):
             raise ConfigError(f"{middleware!r} has no process(context, next)", field="middleware")
         if not request and not response:
             raise ConfigError("middleware must run on requests, responses or both")
+        if on_error not in (None, "skip", "strict"):
+            raise ConfigError(f"on_error must be 'skip' or 'strict', not {on_error!r}")
         if request:
             self.request.append(middleware)
+            self._request_policy.append(on_error)
         if response:
             self.response.append(middleware)
+            self._response_policy.append(on_error)
 
     def add_audio(self, fn: Callable[..., Any], *, per_call: bool = False) -> None:
         """``fn(pcm) -> pcm``, or with ``per_call`` a factory ``fn(sample_rate) -> (pcm) -> pcm``
@@ -267,6 +348,8 @@ class MiddlewareRegistry:
         user_id: str | None = None,
         metadata: Mapping[str, Any] | None = None,
         context: Callable[[], Mapping[str, str]] | None = None,
+        default_policy: OnError = "skip",
+        on_skip: SkipReporter | None = None,
     ) -> TextPipeline | None:
         """The call's text hooks, or None when no text middleware is registered."""
         if not self.has_text:
@@ -281,6 +364,9 @@ class MiddlewareRegistry:
             metadata=meta,
             token=token if isinstance(token, str) else None,
             context=context,
+            request_policies=[p or default_policy for p in self._request_policy],
+            response_policies=[p or default_policy for p in self._response_policy],
+            on_skip=on_skip,
         )
 
     def audio_chain(self, sample_rate: int) -> AudioPreprocessor | None:
@@ -445,159 +531,3 @@ class AnalyticsMiddleware:
                     "count": len(values),
                 }
         return out
-
-
-# -- PII --------------------------------------------------------------------------------
-#
-# Hand-written patterns, because: Presidio needs spaCy models fetched at run time
-# (this server is offline), and libphonenumber's matcher keeps only numbers valid
-# in the national plans, while a redactor must also remove phone-shaped numbers in
-# unassigned ranges. The rules follow the formats' own definitions: NANP area and
-# exchange codes start with 2-9; E.164 has at most 15 digits; card numbers have
-# 13-19 digits and a Luhn check digit; SSNs never have area 000, 666 or 900-999,
-# group 00 or serial 0000.
-
-PIIKind = Literal["email", "card", "ssn", "phone"]
-PII_KINDS: tuple[PIIKind, ...] = ("email", "card", "ssn", "phone")
-_LABELS: dict[str, str] = {
-    "email": "email address",
-    "card": "card number",
-    "ssn": "social security number",
-    "phone": "phone number",
-}
-
-_EMAIL = re.compile(
-    r"(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]*@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
-    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,24}(?![\w-])"
-)
-# 13-19 digits, optionally in groups separated by one space or hyphen.
-_CARD = re.compile(r"(?<![\w.-])\d(?:[ -]?\d){12,18}(?![\w-]|\.\d)")
-_SSN = re.compile(r"(?<![\w.-])(\d{3})([- ])(\d{2})\2(\d{4})(?![\w-]|\.\d)")
-# NANP: optional +1, area code (bare or in brackets), exchange, line; one separator style
-# between exchange and line so dates (2024-01-15) and versions (1.2.3) never fit.
-_NANP = re.compile(
-    r"(?<![\w.+-])(?:\+?1[ .-]?)?(?:\(([2-9]\d{2})\)\s?|([2-9]\d{2})([ .-]))"
-    r"([2-9]\d{2})[ .-](\d{4})(?![\w-]|\.\d)"
-)
-# International: a leading + and 8-15 digits in groups.
-_INTL = re.compile(r"(?<![\w+])\+\d{1,3}(?:[ .-]?\(?\d{1,4}\)?){2,6}(?![\w-]|\.\d)")
-
-
-def luhn_valid(digits: str) -> bool:
-    """The Luhn (mod 10) check of a string of digits."""
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
-        if i % 2:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
-
-
-@dataclass(frozen=True, slots=True)
-class PIIMatch:
-    kind: PIIKind
-    start: int
-    end: int
-    text: str
-
-
-def _cards(text: str) -> Iterable[PIIMatch]:
-    for m in _CARD.finditer(text):
-        raw = m.group()
-        seps = {c for c in raw if not c.isdigit()}
-        digits = raw.replace(" ", "").replace("-", "")
-        if len(seps) <= 1 and 13 <= len(digits) <= 19 and luhn_valid(digits):
-            yield PIIMatch("card", m.start(), m.end(), raw)
-
-
-def _ssns(text: str) -> Iterable[PIIMatch]:
-    for m in _SSN.finditer(text):
-        area, group, serial = m.group(1), m.group(3), m.group(4)
-        if area in ("000", "666") or area[0] == "9" or group == "00" or serial == "0000":
-            continue
-        yield PIIMatch("ssn", m.start(), m.end(), m.group())
-
-
-def _phones(text: str) -> Iterable[PIIMatch]:
-    for m in _NANP.finditer(text):
-        sep = m.group(3)
-        if sep is not None and sep != text[m.end(4)]:
-            continue  # 415-555.2671: mixed separators are not a phone number's
-        yield PIIMatch("phone", m.start(), m.end(), m.group())
-    for m in _INTL.finditer(text):
-        digits = sum(c.isdigit() for c in m.group())
-        if 8 <= digits <= 15:
-            yield PIIMatch("phone", m.start(), m.end(), m.group())
-
-
-def find_pii(text: str, kinds: Iterable[PIIKind] = PII_KINDS) -> list[PIIMatch]:
-    """Non-overlapping PII in ``text``, in order; where matches overlap, the kind
-    listed first in :data:`PII_KINDS` wins (an e-mail's digits are not a phone)."""
-    wanted = set(kinds)
-    found: list[PIIMatch] = []
-    if "email" in wanted:
-        found += [PIIMatch("email", m.start(), m.end(), m.group()) for m in _EMAIL.finditer(text)]
-    if "card" in wanted:
-        found += _cards(text)
-    if "ssn" in wanted:
-        found += _ssns(text)
-    if "phone" in wanted:
-        found += _phones(text)
-    rank = {k: i for i, k in enumerate(PII_KINDS)}
-    found.sort(key=lambda p: (rank[p.kind], p.start))
-    taken: list[PIIMatch] = []
-    for p in found:
-        if all(p.end <= q.start or p.start >= q.end for q in taken):
-            taken.append(p)
-    taken.sort(key=lambda p: p.start)
-    return taken
-
-
-def redact_pii(
-    text: str,
-    kinds: Iterable[PIIKind] = PII_KINDS,
-    *,
-    replacement: str = "[redacted {label}]",
-) -> tuple[str, Counter[str]]:
-    """``text`` with each PII match replaced (``{kind}`` / ``{label}`` are filled in),
-    and how many of each kind were replaced."""
-    counts: Counter[str] = Counter()
-    out: list[str] = []
-    pos = 0
-    for p in find_pii(text, kinds):
-        out.append(text[pos : p.start])
-        out.append(replacement.format(kind=p.kind, label=_LABELS[p.kind]))
-        counts[p.kind] += 1
-        pos = p.end
-    out.append(text[pos:])
-    return "".join(out), counts
-
-
-class PIIRedactionMiddleware:
-    """Replaces e-mail addresses, phone numbers, Luhn-valid card numbers and US SSNs.
-    As response middleware on the cascade it removes them from what is spoken; the
-    counts go to ``metadata["pii_redacted"]`` and :attr:`redacted`."""
-
-    def __init__(
-        self,
-        kinds: Iterable[PIIKind] = PII_KINDS,
-        *,
-        replacement: str = "[redacted {label}]",
-    ) -> None:
-        self.kinds = tuple(kinds)
-        unknown = set(self.kinds) - set(PII_KINDS)
-        if unknown:
-            raise ConfigError(f"unknown PII kind(s): {sorted(unknown)}", field="kinds")
-        self.replacement = replacement
-        self.redacted: Counter[str] = Counter()
-
-    async def process(self, context: MiddlewareContext, next: Next) -> MiddlewareContext:
-        text, counts = redact_pii(context.text, self.kinds, replacement=self.replacement)
-        if counts:
-            context.text = text
-            self.redacted.update(counts)
-            context.metadata.setdefault("pii_redacted", Counter()).update(counts)
-        return await next(context)

@@ -13,16 +13,15 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
 
 from parley.audio.format import AudioFormat
 from parley.audio.transcode import ReplyTranscoder, Transcoder
+from parley.conversation.journal import Journal
 from parley.conversation.metrics import ConversationMetrics
 from parley.conversation.state import ConversationState, StateMachine
 from parley.conversation.stream import CallStream, PlaybackReport, UserText
-from parley.conversation.transcript import Transcript, Turn
+from parley.conversation.transcript import Transcript
 from parley.engines.seams import Engine
 from parley.errors import ConfigError, ParleyError
 from parley.events import (
@@ -31,18 +30,13 @@ from parley.events import (
     ErrorEvent,
     Event,
     Interrupted,
-    PhaseChanged,
     ResponseDone,
     ResponseStarted,
     Role,
     TranscriptFinal,
-    TurnMetrics,
     UserSpeechStarted,
     UserSpeechStopped,
 )
-
-if TYPE_CHECKING:
-    from parley.conversation.triggers import TriggerRunner
 
 __all__ = ["Conversation", "EventHook", "LifecycleHook"]
 
@@ -96,9 +90,7 @@ class Conversation:
         self.id = conversation_id or f"conv_{next(_ids)}"
         self.stream = stream
         self.engine = engine
-        self.transcript = Transcript()
-        self.metrics = ConversationMetrics()
-        self.error: ErrorEvent | None = None
+        self.journal = Journal()
         self.started_at: float | None = None
         self.ended_at: float | None = None
         self._machine = StateMachine()
@@ -119,22 +111,34 @@ class Conversation:
             self._inbound, audio_preprocessor, engine_format
         )
         self._outbound = _Outbound(stream.output_format)
-        self._awaiting_text: deque[Turn] = deque()  # user turns whose transcript is coming
-        self._current_user: Turn | None = None
         self._ending = False
-        #: The call's context layer (injection, triggers), set by the app while live.
-        self.context: TriggerRunner | None = None
 
     @property
     def state(self) -> ConversationState:
         return self._machine.state
 
+    @property
+    def transcript(self) -> Transcript:
+        return self.journal.transcript
+
+    @property
+    def metrics(self) -> ConversationMetrics:
+        return self.journal.metrics
+
+    @property
+    def error(self) -> ErrorEvent | None:
+        """The latest error of the call (a provider's, a middleware's, a peer's)."""
+        return self.journal.error
+
+    async def report(self, event: Event) -> None:
+        """An event from outside the engine (a middleware's ErrorEvent): recorded and
+        dispatched like the engine's own."""
+        await self._handle(event)
+        if self._on_event is not None:
+            await self._on_event(self, event)
+
     async def send_text(self, text: str) -> None:
         await self.engine.send_text(text)
-
-    async def fire(self, event: str, data: Mapping[str, Any] | None = None) -> int:
-        """Fire the app's EVENT context triggers named ``event``; how many ran."""
-        return 0 if self.context is None else await self.context.fire(event, data)
 
     async def end(self) -> None:
         """Hang up from our side: the engine stops, ``run()`` returns."""
@@ -153,9 +157,10 @@ class Conversation:
                 inbound.cancel()  # the engine is done: stop listening to the caller
         except* ParleyError as group:
             exc = _first_leaf(group)
-            self.error = ErrorEvent(getattr(exc, "code", "provider_error"), str(exc), fatal=True)
+            error = ErrorEvent(exc.code, str(exc), fatal=True)
+            self.journal.record(error)
             if self._on_event is not None:
-                await self._on_event(self, self.error)
+                await self._on_event(self, error)
         finally:
             self._set(_S.ENDED)
             self.ended_at = time.time()
@@ -191,34 +196,20 @@ class Conversation:
         self._machine.to(target)
 
     async def _handle(self, event: Event) -> None:
-        now = time.time()
+        """The call's own part of an event: state, audio out; the journal the rest."""
+        self.journal.record(event)
         state = self._machine.state
         if isinstance(event, AudioDelta):
             if state is _S.THINKING:
                 self._set(_S.SPEAKING)
-            turn = self.transcript.find(event.response_id)
-            if turn is not None and event.text:
-                turn.text = f"{turn.text} {event.text}" if turn.text else event.text
             out = self._outbound.convert(event)
             if out:
                 await self.stream.send_audio(out, response_id=event.response_id, text=event.text)
         elif isinstance(event, UserSpeechStarted):
             self._set(_S.USER_SPEAKING)
-            self._current_user = self.transcript.open(Role.USER, now)
         elif isinstance(event, UserSpeechStopped):
             self._set(_S.THINKING)
-            if self._current_user is not None:
-                self._current_user.ended_at = now
-                self._awaiting_text.append(self._current_user)
-                self._current_user = None
         elif isinstance(event, TranscriptFinal) and event.role is Role.USER:
-            turn = self._awaiting_text.popleft() if self._awaiting_text else None
-            if turn is None and event.text:  # typed text: no speech events before it
-                turn = self.transcript.open(Role.USER, now)
-                turn.ended_at = now
-            if turn is not None:
-                turn.text = event.text
-                self.transcript.drop_empty(turn)
             if event.text and state is _S.LISTENING:
                 self._set(_S.THINKING)
             elif not event.text and state is _S.THINKING:
@@ -226,14 +217,8 @@ class Conversation:
         elif isinstance(event, ResponseStarted):
             if state is _S.LISTENING:
                 self._set(_S.THINKING)
-            self.transcript.open(Role.ASSISTANT, now, response_id=event.response_id)
         elif isinstance(event, ResponseDone):
-            turn = self.transcript.find(event.response_id)
-            if turn is not None and turn.ended_at is None:
-                turn.ended_at = now
-                if event.status == "completed":
-                    turn.text = event.text
-            if event.status == "completed":
+            if event.status in ("completed", "failed"):
                 tail = self._outbound.flush()
                 if tail:
                     await self.stream.send_audio(tail, response_id=event.response_id)
@@ -243,20 +228,6 @@ class Conversation:
             self._set(_S.INTERRUPTED)
             self._outbound.reset()
             await self.stream.clear(event.response_id)
-            turn = self.transcript.find(event.response_id)
-            if turn is not None:
-                turn.text = event.played_text
-                turn.interrupted = True
-                if turn.ended_at is None:
-                    turn.ended_at = now
-                if not turn.text:
-                    self.transcript.drop_empty(turn)
-        elif isinstance(event, TurnMetrics):
-            self.metrics.add(event)
-        elif isinstance(event, ErrorEvent) and event.fatal:
-            self.error = event
-        elif isinstance(event, PhaseChanged):
-            pass  # guided flows (a later layer) report their phases through here
 
 
 def _inbound_path(

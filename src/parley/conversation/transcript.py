@@ -23,6 +23,7 @@ class Turn:
     ended_at: float | None = None
     interrupted: bool = False
     response_id: str = ""
+    failed: bool = False  # a reply that failed (a provider error); its text is the apology
 
 
 class Transcript:

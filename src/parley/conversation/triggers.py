@@ -29,7 +29,6 @@ tasks of their own, so a slow database never holds up the conversation's events.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import re
@@ -52,6 +51,7 @@ from parley.events import (
     TranscriptFinal,
 )
 from parley.providers.models import run_blocking
+from parley.tasks import cancel_and_wait
 
 __all__ = [
     "ContextTrigger",
@@ -240,12 +240,8 @@ class TriggerRunner:
         return ran
 
     async def close(self) -> None:
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        for task in list(self._tasks):
+            await cancel_and_wait(task)
         await self.manager.close()
 
     # -- internals ---------------------------------------------------------------------

@@ -20,12 +20,12 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 from parley.audio.format import AudioFormat
 from parley.audio.transcode import Transcoder
-from parley.engines.seams import Engine, EngineStats, ToolRunner
-from parley.engines.text_hooks import MiddlewareHost, TextHook
+from parley.engines.seams import CallEngine, EngineStats, ToolRunner
+from parley.engines.text_hooks import TextHook
 from parley.errors import ParleyError
 from parley.events import (
     EngineSwitched,
@@ -33,12 +33,13 @@ from parley.events import (
     Event,
     Interrupted,
     ResponseDone,
+    ResponseStarted,
     Role,
     TranscriptFinal,
 )
 from parley.providers.seams import Message
 
-__all__ = ["AudioBuffering", "FailoverEngine", "FailoverPolicy", "HistorySeedable", "switch_count"]
+__all__ = ["BufferingEngine", "FailoverEngine", "FailoverPolicy", "switch_count"]
 
 _END = object()
 _switches = 0  # process-wide, for the metrics exporter
@@ -49,16 +50,8 @@ def switch_count() -> int:
     return _switches
 
 
-@runtime_checkable
-class HistorySeedable(Protocol):
-    """An engine that can start from a conversation already under way."""
-
-    def seed_history(self, messages: Sequence[Message]) -> None: ...
-
-
-@runtime_checkable
-class AudioBuffering(Protocol):
-    """An engine that holds caller audio it could not deliver (``RealtimeEngine`` while
+class BufferingEngine(CallEngine, Protocol):
+    """A primary that holds caller audio it could not deliver (``RealtimeEngine`` while
     reconnecting); the fallback gets that audio, so nothing the caller said is lost."""
 
     def take_buffered_audio(self) -> list[bytes]: ...
@@ -71,7 +64,7 @@ class FailoverPolicy:
     event_queue_size: int = 512
 
 
-EngineFactory = Callable[[], Engine]
+EngineFactory = Callable[[], CallEngine]
 
 
 class FailoverEngine:
@@ -80,8 +73,8 @@ class FailoverEngine:
 
     def __init__(
         self,
-        primary: Engine,
-        fallback: Engine | EngineFactory,
+        primary: BufferingEngine,
+        fallback: CallEngine | EngineFactory,
         *,
         policy: FailoverPolicy | None = None,
         primary_name: str = "realtime",
@@ -90,9 +83,9 @@ class FailoverEngine:
         self.policy = policy or FailoverPolicy()
         self.primary = primary
         self._fallback_spec = fallback
-        self.fallback: Engine | None = fallback if isinstance(fallback, Engine) else None
+        self.fallback: CallEngine | None = None if callable(fallback) else fallback
         self.primary_name, self.fallback_name = primary_name, fallback_name
-        self._active: Engine = primary
+        self._active: CallEngine = primary
         self._out: asyncio.Queue[object] = asyncio.Queue(self.policy.event_queue_size)
         self._failures: deque[float] = deque()
         self._history: list[Message] = []
@@ -102,6 +95,7 @@ class FailoverEngine:
         self._convert: Callable[[bytes], bytes] | None = None
         self._hooks: tuple[TextHook | None, TextHook | None] = (None, None)
         self._closed = False
+        self._unanswered: list[str] = []
         self.switches = 0
         self.switch_reason = ""
         self._format = primary.input_format
@@ -125,6 +119,10 @@ class FailoverEngine:
         await self._active.send_audio(convert(pcm) if convert is not None else pcm)
 
     async def send_text(self, text: str) -> None:
+        if self._active is self.primary:
+            # Typed text the primary has not answered yet is handed to the fallback on a
+            # switch: a reconnecting upstream would otherwise lose it.
+            self._unanswered.append(text)
         await self._active.send_text(text)
 
     def set_text_hooks(
@@ -133,7 +131,7 @@ class FailoverEngine:
         """Middleware for both engines (the fallback gets it when it takes over)."""
         self._hooks = (request, response)
         for engine in (self.primary, self.fallback):
-            if isinstance(engine, MiddlewareHost):
+            if engine is not None:
                 engine.set_text_hooks(request=request, response=response)
 
     async def report_playback(self, response_id: str, played_ms: float) -> None:
@@ -156,6 +154,14 @@ class FailoverEngine:
         self._closed = True
         await self._active.close()
 
+    def seed_history(self, messages: Sequence[Message]) -> None:
+        """The conversation so far: the primary starts from it, and so would a fallback."""
+        self._history = list(messages)
+        self._active.seed_history(messages)
+
+    async def cancel_response(self, response_id: str) -> None:
+        await self._active.cancel_response(response_id)
+
     async def events(self) -> AsyncIterator[Event]:
         while True:
             item = await self._out.get()
@@ -177,7 +183,7 @@ class FailoverEngine:
 
     # -- internals ---------------------------------------------------------------------
 
-    async def _drive(self, engine: Engine, *, watch: bool) -> str | None:
+    async def _drive(self, engine: CallEngine, *, watch: bool) -> str | None:
         """Run ``engine`` and forward its events; with ``watch``, return why it should be
         abandoned (``None`` if it ended normally)."""
         run = asyncio.get_running_loop().create_task(engine.run())
@@ -216,7 +222,9 @@ class FailoverEngine:
     def _track(self, event: Event) -> None:
         # The conversation so far, as the fallback's LLM should see it: what was said
         # and what the caller actually heard.
-        if isinstance(event, TranscriptFinal) and event.role is Role.USER and event.text:
+        if isinstance(event, ResponseStarted):
+            self._unanswered.clear()
+        elif isinstance(event, TranscriptFinal) and event.role is Role.USER and event.text:
             self._history.append(Message(Role.USER, event.text))
         elif isinstance(event, ResponseDone) and event.status == "completed" and event.text:
             self._history.append(Message(Role.ASSISTANT, event.text))
@@ -228,16 +236,14 @@ class FailoverEngine:
         """The conversation so far as seen through the engines' events."""
         return tuple(self._history)
 
-    async def _switch(self, reason: str) -> Engine:
+    async def _switch(self, reason: str) -> CallEngine:
         global _switches
         fallback = self.fallback
         if fallback is None:
-            assert not isinstance(self._fallback_spec, Engine)
-            fallback = self._fallback_spec()
-            self.fallback = fallback
-        if isinstance(fallback, HistorySeedable):
-            fallback.seed_history(self._history)
-        if isinstance(fallback, MiddlewareHost) and self._hooks != (None, None):
+            spec = self._fallback_spec
+            fallback = self.fallback = spec() if callable(spec) else spec
+        fallback.seed_history(self._history)
+        if self._hooks != (None, None):
             fallback.set_text_hooks(request=self._hooks[0], response=self._hooks[1])
         if self._instructions is not None or self._tools is not None:
             await fallback.update(instructions=self._instructions, tools=self._tools)
@@ -245,9 +251,11 @@ class FailoverEngine:
             await fallback.inject_context(key, data)
         self._convert = convert = self._converter(fallback.input_format.sample_rate)
         self._active = fallback
-        if isinstance(self.primary, AudioBuffering):
-            for chunk in self.primary.take_buffered_audio():
-                await fallback.send_audio(convert(chunk) if convert is not None else chunk)
+        for chunk in self.primary.take_buffered_audio():
+            await fallback.send_audio(convert(chunk) if convert is not None else chunk)
+        texts, self._unanswered = self._unanswered, []
+        for text in texts:
+            await fallback.send_text(text)
         self.switches += 1
         _switches += 1
         self.switch_reason = reason

@@ -15,15 +15,20 @@ does no decode, resample or encode at all — the load test measures the transpo
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Sequence
 from typing import Literal, get_args
 
 from parley.audio.format import AudioFormat
 from parley.engines.seams import EngineStats, ToolRunner
+from parley.engines.text_hooks import TextHook
 from parley.errors import ConfigError
 from parley.events import AudioDelta, Event
+from parley.providers.seams import Message
 
 __all__ = ["LoopbackEngine"]
+
+log = logging.getLogger("parley.engines")
 
 _END = object()
 
@@ -110,3 +115,23 @@ class LoopbackEngine:
 
     async def close(self) -> None:
         self._closed.set()
+
+    # -- capabilities (engines/seams.py): trivial for an engine that does not think ------
+
+    def seed_history(self, messages: Sequence[Message]) -> None:
+        return  # an echo has no conversation to continue
+
+    async def cancel_response(self, response_id: str) -> None:
+        """Drop the echo not yet taken by the transport."""
+        if response_id != self._response_id:
+            return
+        while not self._queue.empty():
+            if self._queue.get_nowait() is _END:  # pragma: no cover - run() ended meanwhile
+                self._queue.put_nowait(_END)
+                return
+
+    def set_text_hooks(
+        self, *, request: TextHook | None = None, response: TextHook | None = None
+    ) -> None:
+        if request is not None or response is not None:
+            log.warning("the loopback engine handles no text: text middleware does not run")

@@ -36,12 +36,13 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from parley.audio.format import AudioFormat
-from parley.engines.seams import Engine, EngineStats, ToolRunner
+from parley.engines.seams import CallEngine, Engine, EngineStats, ToolRunner
+from parley.engines.text_hooks import TextHook
 from parley.errors import ConfigError
 from parley.events import Event, PhaseChanged, ResponseDone, ToolCall, ToolResult
 from parley.flows.config import FlowConfig
 from parley.flows.progress import Progress, ProgressTracker
-from parley.providers.seams import ToolSpec
+from parley.providers.seams import Message, ToolSpec
 
 __all__ = ["FLOW_TOOLS", "FlowController", "FlowEngine", "FlowRegistry"]
 
@@ -284,7 +285,7 @@ class FlowController:
 
     # -- the engine side -----------------------------------------------------------------
 
-    def attach(self, engine: Engine) -> FlowEngine:
+    def attach(self, engine: CallEngine) -> FlowEngine:
         """Drive ``engine`` (built with ``instructions`` and ``tools=self``)."""
         self.engine = engine
         return FlowEngine(engine, self)
@@ -338,15 +339,11 @@ class FlowEngine:
     """An engine with a flow: its events plus :class:`PhaseChanged`, each phase change
     delivered ahead of the engine event that follows it (a tool call's change comes
     before that call's :class:`~parley.events.ToolResult`). Everything else is the
-    wrapped engine's, attributes included (``input_format``, ``queue_depths`` …)."""
+    wrapped engine's, forwarded member by member (:class:`CallEngine`)."""
 
-    def __init__(self, engine: Engine, controller: FlowController) -> None:
+    def __init__(self, engine: CallEngine, controller: FlowController) -> None:
         self.inner = engine
         self.flow = controller
-
-    def __getattr__(self, name: str) -> Any:
-        # Only reached for attributes not defined here: the wrapped engine's extras.
-        return getattr(self.inner, name)
 
     @property
     def input_format(self) -> AudioFormat:
@@ -400,6 +397,17 @@ class FlowEngine:
 
     async def close(self) -> None:
         await self.inner.close()
+
+    def seed_history(self, messages: Sequence[Message]) -> None:
+        self.inner.seed_history(messages)
+
+    async def cancel_response(self, response_id: str) -> None:
+        await self.inner.cancel_response(response_id)
+
+    def set_text_hooks(
+        self, *, request: TextHook | None = None, response: TextHook | None = None
+    ) -> None:
+        self.inner.set_text_hooks(request=request, response=response)
 
 
 class FlowRegistry:

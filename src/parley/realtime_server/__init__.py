@@ -13,6 +13,7 @@ from __future__ import annotations
 from .app import (
     DEFAULT_MODEL,
     KEY_SUBPROTOCOL_PREFIX,
+    admission,
     authorized,
     create_realtime_app,
     realtime_route,
@@ -45,6 +46,7 @@ __all__ = [
     "SpeechEnded",
     "SpeechInput",
     "Utterance",
+    "admission",
     "authorized",
     "cascade_maker",
     "create_realtime_app",

@@ -23,12 +23,13 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
-from starlette.responses import JSONResponse
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
 from parley.protocols.openai_realtime import encode_event_text
+from parley.transports.platform import Accept, Connection, Refusal
 from parley.transports.socket import CLOSE_POLICY, StarletteSocket, WireSocket
+from parley.transports.starlette import refuse_starlette, starlette_connection
 
 from .backend import (
     EngineMaker,
@@ -42,6 +43,7 @@ from .session import EventHook, RealtimeSession
 __all__ = [
     "DEFAULT_MODEL",
     "KEY_SUBPROTOCOL_PREFIX",
+    "admission",
     "authorized",
     "create_realtime_app",
     "realtime_route",
@@ -105,8 +107,12 @@ def authorized(api_key: str | None, authorization: str | None, subprotocols: lis
     return any([hmac.compare_digest(c.encode(), expected) for c in offered])
 
 
-async def _refuse(websocket: WebSocket) -> None:
-    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+def admission(api_key: str | None, connection: Connection) -> Accept | Refusal:
+    """Whether a handshake may open a session: the key (HTTP 401 with OpenAI's
+    ``invalid_api_key`` body when missing or wrong), and the subprotocol to choose
+    (a browser fails the handshake unless one it offered is chosen)."""
+    offered = list(connection.subprotocols)
+    if not authorized(api_key, connection.headers.get("authorization"), offered):
         body = {
             "error": {
                 "type": "invalid_request_error",
@@ -115,9 +121,9 @@ async def _refuse(websocket: WebSocket) -> None:
                 "param": None,
             }
         }
-        await websocket.send_denial_response(JSONResponse(body, status_code=401))
-    else:
-        await websocket.close(CLOSE_POLICY, "invalid_api_key")
+        return Refusal(401, CLOSE_POLICY, "invalid_api_key", body)
+    plain = [p for p in offered if not p.startswith(KEY_SUBPROTOCOL_PREFIX)]
+    return Accept("realtime" if "realtime" in plain else (plain[0] if plain else None))
 
 
 def realtime_route(
@@ -145,15 +151,13 @@ def realtime_route(
     makers: list[EngineMaker] = [make_engine] if make_engine is not None else []
 
     async def endpoint(websocket: WebSocket) -> None:
-        offered = list(websocket.scope.get("subprotocols") or [])
-        if not authorized(api_key, websocket.headers.get("authorization"), offered):
-            await _refuse(websocket)
+        connection = starlette_connection(websocket)
+        verdict = admission(api_key, connection)
+        if isinstance(verdict, Refusal):
+            await refuse_starlette(websocket, verdict)
             return
-        # A browser fails the handshake unless one offered subprotocol is chosen.
-        plain = [p for p in offered if not p.startswith(KEY_SUBPROTOCOL_PREFIX)]
-        chosen = "realtime" if "realtime" in plain else (plain[0] if plain else None)
-        await websocket.accept(subprotocol=chosen)
-        model = websocket.query_params.get("model") or DEFAULT_MODEL
+        await websocket.accept(subprotocol=verdict.subprotocol)
+        model = connection.query.get("model") or DEFAULT_MODEL
         if not makers:
             makers.append(offline_engine_maker())  # lazily: it names the offline models
         engine = makers[0]()

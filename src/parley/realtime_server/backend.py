@@ -92,18 +92,6 @@ class RealtimeBackend:
         await asyncio.gather(*(r for r in results if asyncio.iscoroutine(r)))
 
 
-class _CancellableCascade(CascadeEngine):
-    """Merge bridge: ``CascadeEngine`` declares ``cancel_response`` on another branch
-    (issue 9, point 4). Until it lands, a reply is cancelled the way a barge-in cuts
-    it (``Interrupted`` + ``ResponseDone(cancelled)`` with what was heard). Delete
-    this class, and build ``CascadeEngine`` in :func:`cascade_maker`, when it has."""
-
-    async def cancel_response(self, response_id: str) -> None:
-        rec = self._response
-        if rec is not None and rec.id == response_id:
-            await self._barge_in()
-
-
 def cascade_maker(
     vad: VAD, stt: STT, brain: LLM, tts: TTS, config: CascadeConfig | None = None
 ) -> EngineMaker:
@@ -112,7 +100,7 @@ def cascade_maker(
     settings = config or CascadeConfig()
 
     def make() -> RealtimeSessionEngine:
-        return _CancellableCascade(vad, stt, brain, tts, settings)
+        return CascadeEngine(vad, stt, brain, tts, settings)
 
     return make
 

@@ -1,23 +1,31 @@
-"""The ASGI server: REST, browser and Twilio WebSockets, health, graceful shutdown."""
+"""The server: the switchboard (every call's one composition root), the platform
+registry, the FastAPI app (REST, WebSockets, health, graceful shutdown) and the
+framework hosts."""
 
 from __future__ import annotations
 
 from parley.server.app import STATIC_DIR, create_app
 from parley.server.auth import TwilioTokens, twilio_signature_valid
+from parley.server.calls import CallRecord, CallRegistry, CallStatus
 from parley.server.lifecycle import drain
-from parley.server.registry import CallRecord, CallRegistry
-from parley.server.run import DEFAULT_APP_FACTORY, default_app, run_server
+from parley.server.platforms import platforms
+from parley.server.run import run_server
+from parley.server.setup import CallSetup
+from parley.server.switchboard import Endpoint, Switchboard
 from parley.server.twilio import twiml_connect
 
 __all__ = [
-    "DEFAULT_APP_FACTORY",
     "STATIC_DIR",
     "CallRecord",
     "CallRegistry",
+    "CallSetup",
+    "CallStatus",
+    "Endpoint",
+    "Switchboard",
     "TwilioTokens",
     "create_app",
-    "default_app",
     "drain",
+    "platforms",
     "run_server",
     "twilio_signature_valid",
     "twiml_connect",

@@ -1,13 +1,20 @@
-"""``create_app``: the FastAPI app of a :class:`~parley.app.Parley`."""
+"""``create_app``: the FastAPI app of a switchboard — REST, the Twilio webhook, health,
+the talk page, and every WebSocket endpoint of the platform registry.
+
+The WebSocket routes are generated from :meth:`Switchboard.endpoints`: each route
+checks the endpoint's admission before accepting (an HTTP refusal where the ASGI
+server supports denial responses, as uvicorn does; else accept and close with the
+refusal's code and reason), then hands the socket to the switchboard.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastapi import FastAPI, WebSocket
 from fastapi.responses import JSONResponse
@@ -15,16 +22,14 @@ from starlette.staticfiles import StaticFiles
 
 from parley import __version__
 from parley.conversation.context import default_token_counter
-from parley.realtime_server import realtime_route
 from parley.server.flows import flows_router
-from parley.server.lifecycle import end_all_calls, install_drain_on_sigterm, startup_messages
+from parley.server.lifecycle import install_drain_on_sigterm
 from parley.server.rest import rest_router
+from parley.server.switchboard import Endpoint, Switchboard
 from parley.server.twilio import twilio_router
-from parley.transports.serve import serve_call
+from parley.transports.platform import Refusal
 from parley.transports.socket import StarletteSocket
-
-if TYPE_CHECKING:
-    from parley.app import Parley
+from parley.transports.starlette import refuse_starlette, starlette_connection
 
 __all__ = ["STATIC_DIR", "create_app"]
 
@@ -34,20 +39,40 @@ log = logging.getLogger("parley.server")
 STATIC_DIR = Path(__file__).parent / "static"
 
 
-def create_app(parley: Parley) -> FastAPI:
+def _route(endpoint: Endpoint) -> Callable[[WebSocket], Awaitable[None]]:
+    async def route(websocket: WebSocket) -> None:
+        connection = starlette_connection(websocket)
+        verdict = endpoint.admit(connection)
+        if isinstance(verdict, Refusal):
+            await refuse_starlette(websocket, verdict)
+            return
+        await websocket.accept(subprotocol=verdict.subprotocol)
+        await endpoint.serve(StarletteSocket(websocket), connection)
+
+    route.__name__ = f"{endpoint.name}_socket"
+    return route
+
+
+def create_app(
+    board: Switchboard, *, endpoints: Collection[str] | None = None, rest: bool = True
+) -> FastAPI:
+    """The app. ``endpoints`` limits the WebSocket endpoints to those names (e.g.
+    ``{"realtime"}`` for ``parley realtime-server``); ``rest=False`` leaves out REST,
+    the Twilio webhook and the talk page (health stays)."""
+
     @asynccontextmanager
     async def lifespan(api: FastAPI) -> AsyncIterator[None]:
-        for level, message in startup_messages(parley):
+        for level, message in board.startup_messages():
             log.log(level, message)
-        await parley.engines.warmup()
+        await board.warmup()
         # The BPE tables for context token counts load in ~0.7 s: off the loop, now,
         # rather than inside the first call.
         await asyncio.to_thread(default_token_counter)
-        install_drain_on_sigterm(parley)
+        install_drain_on_sigterm(board)
         yield
-        parley.draining = True
-        await end_all_calls(parley, "server shutting down")
-        await parley.engines.aclose()
+        board.draining = True
+        await board.end_all("server shutting down")
+        await board.aclose()
 
     api = FastAPI(
         title="Parley",
@@ -55,43 +80,33 @@ def create_app(parley: Parley) -> FastAPI:
         summary="Real-time voice conversations: REST, browser and Twilio WebSockets",
         lifespan=lifespan,
     )
-    api.state.parley = parley
-    api.include_router(rest_router(parley))
-    api.include_router(twilio_router(parley))
-    api.include_router(
-        flows_router(parley.flow_controller, exists=lambda cid: parley.calls.get(cid) is not None)
-    )
+    api.state.switchboard = board
+    if rest:
+        api.include_router(rest_router(board))
+        api.include_router(twilio_router(board))
+        api.include_router(
+            flows_router(board.flow_controller, exists=lambda cid: board.calls.get(cid) is not None)
+        )
 
     @api.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, Any]:
         """Liveness, with the health report (connections, calls, engines, queues)."""
-        return parley.get_health_status()
+        return board.health()
 
     @api.get("/readyz", tags=["health"])
     async def readyz() -> JSONResponse:
         """503 while draining or full: a load balancer should send new calls elsewhere."""
-        refusal = parley.refusal()
+        refusal = board.refusal()
         if refusal is not None:
             return JSONResponse({"ready": False, "reason": refusal}, status_code=503)
         return JSONResponse({"ready": True})
 
-    @api.websocket("/ws/audio/{conversation_id}")
-    async def browser_audio(websocket: WebSocket, conversation_id: str) -> None:
-        await websocket.accept()
-        await serve_call(parley, StarletteSocket(websocket), "browser", conversation_id)
+    for endpoint in board.endpoints():
+        if endpoints is not None and endpoint.name not in endpoints:
+            continue
+        for path in endpoint.routes:
+            api.add_api_websocket_route(path, _route(endpoint), name=f"{endpoint.name}:{path}")
 
-    @api.websocket("/ws/audio")
-    async def browser_audio_new(websocket: WebSocket) -> None:
-        """A conversation with the server's defaults, created by connecting."""
-        await websocket.accept()
-        await serve_call(parley, StarletteSocket(websocket), "browser")
-
-    # The OpenAI-Realtime-compatible endpoint, backed by the offline cascade.
-    key = parley.settings.realtime_server_api_key
-    api.router.routes.append(
-        realtime_route("/v1/realtime", api_key=key.get_secret_value() if key else None)
-    )
-
-    if (STATIC_DIR / "index.html").is_file():
+    if rest and (STATIC_DIR / "index.html").is_file():
         api.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="static")
     return api

@@ -27,6 +27,7 @@ from typing import Any
 from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
 
 from parley.errors import AuthError
+from parley.protocols.twilio import Start
 
 __all__ = ["TwilioTokens", "twilio_signature_valid"]
 
@@ -88,6 +89,12 @@ class TwilioTokens:
         if token in self._used:
             raise AuthError("token already used")
         self._used[token] = expiry
+
+    def check_start(self, start: Start) -> None:
+        """Check the one-time token a Media Streams ``start`` carries in its
+        ``customParameters`` (``token``, and the caller as ``from``)."""
+        params = start.custom_parameters
+        self.check(params.get("token"), start.call_sid, params.get("from", ""))
 
     def _prune(self, now: float) -> None:
         if len(self._used) > 64:

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from parley.config import EngineKind
 from parley.conversation.transcript import Turn
+from parley.engines.spec import EngineKind
 from parley.errors import ConfigError
-from parley.server.registry import CallRecord
+from parley.events import ErrorEvent
+from parley.server.calls import CallRecord
+from parley.server.switchboard import Switchboard
 from parley.server.urls import http_base, ws_base
-
-if TYPE_CHECKING:
-    from parley.app import Parley
 
 __all__ = [
     "ContextAccepted",
@@ -23,6 +22,7 @@ __all__ = [
     "ConversationCreated",
     "ConversationInfo",
     "Ended",
+    "ErrorInfo",
     "EventFire",
     "EventFired",
     "LatencyInfo",
@@ -65,6 +65,7 @@ class TurnInfo(BaseModel):
     ended_at: float | None
     interrupted: bool
     response_id: str = ""
+    failed: bool = False  # a reply that failed: its text is the apology the caller heard
 
 
 class LatencyInfo(BaseModel):
@@ -74,12 +75,19 @@ class LatencyInfo(BaseModel):
     mean_ms: float | None
 
 
+class ErrorInfo(BaseModel):
+    code: str
+    message: str
+    fatal: bool = False
+
+
 class ConversationInfo(BaseModel):
     id: str
-    kind: Literal["browser", "twilio"] | None
+    kind: str | None = Field(description="the platform: twilio, browser, realtime, …")
     status: str
     state: str | None
-    engine: EngineKind
+    engine: EngineKind = Field(description="the engine this conversation was set up with")
+    serving: str = Field(description="the engine answering now (cascade after a failover)")
     brain: str
     voice: str
     user_id: str | None
@@ -90,7 +98,8 @@ class ConversationInfo(BaseModel):
     turns: list[TurnInfo]
     metrics: dict[str, LatencyInfo]
     turn_metrics: list[dict[str, Any]]
-    error: dict[str, str] | None
+    error: ErrorInfo | None = Field(description="the latest error of the call")
+    errors: list[ErrorInfo]
 
 
 class TranscriptInfo(BaseModel):
@@ -150,19 +159,25 @@ def _turn(t: Turn) -> TurnInfo:
         ended_at=t.ended_at,
         interrupted=t.interrupted,
         response_id=t.response_id,
+        failed=t.failed,
     )
 
 
+def _error(e: ErrorEvent) -> ErrorInfo:
+    return ErrorInfo(code=e.code, message=e.message, fatal=e.fatal)
+
+
 def _info(record: CallRecord) -> ConversationInfo:
+    journal = record.journal
     conv = record.conversation
-    turns = [_turn(t) for t in conv.transcript] if conv is not None else []
+    turns = [_turn(t) for t in journal.transcript] if journal is not None else []
     metrics: dict[str, LatencyInfo] = {}
     per_turn: list[dict[str, Any]] = []
-    error = None
-    if conv is not None:
+    errors: list[ErrorInfo] = []
+    if journal is not None:
         metrics = {
             k: LatencyInfo(count=v.count, p50_ms=v.p50_ms, p90_ms=v.p90_ms, mean_ms=v.mean_ms)
-            for k, v in conv.metrics.summary().items()
+            for k, v in journal.metrics.summary().items()
         }
         per_turn = [
             {
@@ -173,27 +188,28 @@ def _info(record: CallRecord) -> ConversationInfo:
                 "llm_first_token_ms": m.llm_first_token_ms,
                 "tts_first_byte_ms": m.tts_first_byte_ms,
             }
-            for m in conv.metrics
+            for m in journal.metrics
         ]
-        if conv.error is not None:
-            error = {"code": conv.error.code, "message": conv.error.message}
+        errors = [_error(e) for e in journal.errors]
     return ConversationInfo(
         id=record.id,
         kind=record.kind,
-        status=record.status,
+        status=record.status.value,
         state=conv.state.value if conv is not None else None,
         engine=record.engine,
+        serving=record.serving,
         brain=record.brain,
         voice=record.voice,
         user_id=record.user_id,
         metadata=record.metadata,
         created_at=record.created_at,
-        started_at=conv.started_at if conv is not None else None,
+        started_at=record.started_at,
         ended_at=record.ended_at,
         turns=turns,
         metrics=metrics,
         turn_metrics=per_turn,
-        error=error,
+        error=errors[-1] if errors else None,
+        errors=errors,
     )
 
 
@@ -201,7 +217,7 @@ def _not_found(conversation_id: str) -> HTTPException:
     return HTTPException(404, detail=f"no conversation {conversation_id!r}")
 
 
-def rest_router(app: Parley) -> APIRouter:
+def rest_router(app: Switchboard) -> APIRouter:
     router = APIRouter(tags=["conversations"])
 
     @router.post("/conversations", status_code=201, response_model=ConversationCreated)
@@ -228,7 +244,7 @@ def rest_router(app: Parley) -> APIRouter:
         response.headers["Location"] = f"/conversations/{record.id}"
         return ConversationCreated(
             id=record.id,
-            status=record.status,
+            status=record.status.value,
             websocket_url=ws_base(request, app.settings) + path,
             websocket_path=path,
             engine=record.engine,
@@ -249,9 +265,9 @@ def rest_router(app: Parley) -> APIRouter:
         record = app.calls.get(conversation_id)
         if record is None:
             raise _not_found(conversation_id)
-        conv = record.conversation
-        turns = [_turn(t) for t in conv.transcript] if conv is not None else []
-        text = conv.transcript.as_text() if conv is not None else ""
+        journal = record.journal
+        turns = [_turn(t) for t in journal.transcript] if journal is not None else []
+        text = journal.transcript.as_text() if journal is not None else ""
         return TranscriptInfo(id=record.id, turns=turns, text=text)
 
     @router.post(
@@ -265,7 +281,7 @@ def rest_router(app: Parley) -> APIRouter:
             record = app.calls.get(conversation_id)
             if record is None:
                 raise _not_found(conversation_id)
-            raise _not_live(conversation_id, record.status)
+            raise _not_live(conversation_id, record.status.value)
         return ContextAccepted(
             id=conversation_id,
             key=result.key,
@@ -294,7 +310,7 @@ def rest_router(app: Parley) -> APIRouter:
             )
         fired = await app.fire(conversation_id, body.event, body.data)
         if fired is None:
-            raise _not_live(conversation_id, record.status)
+            raise _not_live(conversation_id, record.status.value)
         return EventFired(id=conversation_id, event=body.event, fired=fired)
 
     @router.delete("/conversations/{conversation_id}", response_model=Ended)
@@ -302,6 +318,6 @@ def rest_router(app: Parley) -> APIRouter:
         if not await app.end_call(conversation_id):
             raise _not_found(conversation_id)
         record = app.calls.get(conversation_id)
-        return Ended(id=conversation_id, status=record.status if record else "ended")
+        return Ended(id=conversation_id, status=record.status.value if record else "ended")
 
     return router

@@ -1,34 +1,15 @@
-"""Run a Parley app under uvicorn, one process or several (``workers``)."""
+"""Run an ASGI app of Parley's under uvicorn, one process or several (``workers``)."""
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 import uvicorn
+from fastapi import FastAPI
 
 from parley.errors import ConfigError
 
-if TYPE_CHECKING:
-    from fastapi import FastAPI
-
-    from parley.app import Parley
-
-__all__ = ["DEFAULT_APP_FACTORY", "default_app", "run_server"]
-
-#: Import string of :func:`default_app`, for ``workers > 1`` without a user module.
-DEFAULT_APP_FACTORY = "parley.server.run:default_app"
-
-
-def default_app() -> FastAPI:
-    """A Parley app configured only by settings (environment, ``PARLEY_CONFIG``).
-
-    Each worker process calls this once, so every worker has its own registry and
-    shares the model files through the OS page cache.
-    """
-    from parley.app import Parley
-
-    return Parley().asgi
+__all__ = ["run_server"]
 
 
 def _configure_logging() -> None:
@@ -38,32 +19,32 @@ def _configure_logging() -> None:
 
 
 def run_server(
-    app: Parley | None,
+    app: FastAPI | None,
     *,
     host: str,
     port: int,
     workers: int = 1,
     app_import: str | None = None,
+    drain_seconds: float = 10.0,
     log_level: str = "info",
 ) -> None:
-    """Serve ``app`` (one process), or ``app_import`` (a factory import string, any
-    number of workers). uvicorn's own SIGTERM handling is wrapped by the app's
-    lifespan so that live calls drain first (see :mod:`parley.server.lifecycle`)."""
-    if workers > 1 and app_import is None:
+    """Serve ``app`` (one process), or ``app_import`` (an import string of a
+    zero-argument factory returning a FastAPI app: each worker builds its own).
+    uvicorn's own SIGTERM handling is wrapped by the app's lifespan so that live
+    calls drain first (see :mod:`parley.server.lifecycle`)."""
+    if app_import is None and (workers > 1 or app is None):
         raise ConfigError(
             f"workers={workers} needs an import string of an app factory (each worker "
-            f"builds its own app), e.g. {DEFAULT_APP_FACTORY!r}",
+            "builds its own app), e.g. 'parley.cli:default_asgi'",
             field="workers",
         )
     _configure_logging()
     target: str | FastAPI
     if app_import is not None:
         target = app_import
-    elif app is not None:
-        target = app.asgi
     else:
-        target = DEFAULT_APP_FACTORY
-    drain = app.settings.drain_seconds if app is not None else 10.0
+        assert app is not None  # checked above
+        target = app
     uvicorn.run(
         target,
         host=host,
@@ -74,5 +55,5 @@ def run_server(
         lifespan="on",
         log_level=log_level,
         # Our drain ends the calls; this only bounds what uvicorn waits for after it.
-        timeout_graceful_shutdown=max(5, int(drain) + 5),
+        timeout_graceful_shutdown=max(5, int(drain_seconds) + 5),
     )

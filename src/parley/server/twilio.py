@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from fastapi import APIRouter, Request, Response, WebSocket
+from fastapi import APIRouter, Request, Response
 from twilio.twiml.voice_response import Connect, Stream, VoiceResponse  # type: ignore[import-untyped]
 
 from parley.server.auth import twilio_signature_valid
+from parley.server.switchboard import Switchboard
 from parley.server.urls import request_url, ws_base
-from parley.transports.serve import serve_call
-from parley.transports.socket import StarletteSocket
-
-if TYPE_CHECKING:
-    from parley.app import Parley
+from parley.transports.twilio import TwilioPlatform
 
 __all__ = ["STREAM_PATH", "twilio_router", "twiml_connect"]
 
-STREAM_PATH = "/twilio/stream"
+STREAM_PATH = TwilioPlatform.routes[0]
 
 
 def twiml_connect(stream_url: str, parameters: dict[str, str]) -> str:
@@ -32,7 +27,8 @@ def twiml_connect(stream_url: str, parameters: dict[str, str]) -> str:
     return str(response)
 
 
-def twilio_router(app: Parley) -> APIRouter:
+def twilio_router(app: Switchboard) -> APIRouter:
+    """The voice webhook (the Media Streams socket itself is a platform route)."""
     router = APIRouter(tags=["twilio"])
 
     @router.post(
@@ -70,10 +66,5 @@ def twilio_router(app: Parley) -> APIRouter:
             params["token"] = app.twilio_tokens.issue(call_sid, caller)
         xml = twiml_connect(ws_base(request, settings) + STREAM_PATH, params)
         return Response(xml, media_type="application/xml")
-
-    @router.websocket(STREAM_PATH)
-    async def media_stream(websocket: WebSocket) -> None:
-        await websocket.accept()
-        await serve_call(app, StarletteSocket(websocket), "twilio")
 
     return router

@@ -9,13 +9,15 @@ drive a µ-law 8 kHz call exactly as Twilio would.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TypeAlias
 
 from parley.audio.format import AudioFormat
+from parley.conversation.state import ConversationState
 from parley.conversation.stream import Inbound, PlaybackReport, UserText
-from parley.events import DTMFReceived
+from parley.events import DTMFReceived, Event
+from parley.transports.platform import Caller
 
 __all__ = [
     "ClearAudio",
@@ -54,7 +56,12 @@ _END = _End()
 
 
 class MemoryCallStream:
-    """The conversation's side of the pair."""
+    """The conversation's side of the pair. It is also a
+    :class:`~parley.transports.platform.PlatformStream` (its handshake is done at
+    once), so a test can run it through the switchboard
+    (``app.switchboard.run_call(record, stream)``) exactly as a socket's call runs;
+    ``shown`` collects what the switchboard shows the peer (every event, in order)
+    and ``on_show`` is called with each."""
 
     def __init__(
         self,
@@ -66,6 +73,11 @@ class MemoryCallStream:
         self._in, self._out = inbound, outbound
         self._input_format, self._output_format = input_format, output_format
         self.closed = False
+        self.shown: list[Event] = []
+        self.on_show: Callable[[Event], None] | None = None
+        self.rejected: tuple[str, str, int] | None = None
+        self.ended: tuple[int, str] | None = None
+        self.caller = Caller()
 
     @property
     def input_format(self) -> AudioFormat:
@@ -96,6 +108,27 @@ class MemoryCallStream:
             while self._out.full():  # the end must get through even to a stalled reader
                 self._out.get_nowait()
             self._out.put_nowait(_END)
+
+    # -- PlatformStream ----------------------------------------------------------------
+
+    async def handshake(self) -> Caller | None:
+        return self.caller
+
+    async def ready(self, call_id: str) -> None:
+        return
+
+    async def reject(self, code: str, message: str, close_code: int) -> None:
+        self.rejected = (code, message, close_code)
+        await self.close()
+
+    async def show(self, event: Event, state: ConversationState) -> None:
+        self.shown.append(event)
+        if self.on_show is not None:
+            self.on_show(event)
+
+    async def end(self, code: int, reason: str) -> None:
+        self.ended = (code, reason)
+        await self.close()
 
 
 class MemoryPeer:

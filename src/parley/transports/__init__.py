@@ -1,23 +1,34 @@
-"""Thin I/O shells binding wire protocols to sockets; ``serve_call`` is the shared core."""
+"""Thin shells binding wire protocols to sockets: one ``WireSocket`` seam, the
+``Platform`` seam, and one shell per platform (Twilio, the browser page)."""
 
 from __future__ import annotations
 
-from parley.transports.browser import BrowserCallStream
-from parley.transports.serve import serve_call
+from parley.transports.browser import BrowserCallStream, BrowserPlatform
+from parley.transports.platform import (
+    Accept,
+    Caller,
+    Connection,
+    Platform,
+    PlatformStream,
+    Refusal,
+    match_route,
+)
 from parley.transports.socket import StarletteSocket, WireSocket, close_code_for
-from parley.transports.twilio import TwilioCallStream
-from parley.transports.websockets_server import WebsocketsSocket, serve_websockets
-
-# parley.transports.django and parley.transports.socketio are imported by name only:
-# their frameworks are optional (the ``adapters`` extra).
+from parley.transports.twilio import TwilioCallStream, TwilioPlatform
 
 __all__ = [
+    "Accept",
     "BrowserCallStream",
+    "BrowserPlatform",
+    "Caller",
+    "Connection",
+    "Platform",
+    "PlatformStream",
+    "Refusal",
     "StarletteSocket",
     "TwilioCallStream",
-    "WebsocketsSocket",
+    "TwilioPlatform",
     "WireSocket",
     "close_code_for",
-    "serve_call",
-    "serve_websockets",
+    "match_route",
 ]

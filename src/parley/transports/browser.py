@@ -38,9 +38,10 @@ from parley.protocols.browser import (
     UserTextMessage,
 )
 from parley.protocols.limits import MAX_AUDIO_FRAME_BYTES
+from parley.transports.platform import Accept, Caller, Connection, Refusal
 from parley.transports.socket import CLOSE_NORMAL, WireSocket, close_code_for
 
-__all__ = ["BrowserCallStream"]
+__all__ = ["BrowserCallStream", "BrowserPlatform"]
 
 # Reply audio is sent in frames of at most this many bytes (whole samples, under the
 # protocol's 64 KiB limit); Piper hands over a sentence at a time.
@@ -58,6 +59,8 @@ class BrowserCallStream:
         self.error: RemoteProtocolError | None = None
         self._state = ConversationState.LISTENING.value
         self.frames_in = 0
+        #: The page's ``start`` message, once the handshake read it.
+        self.start: StartMessage | None = None
 
     @property
     def input_format(self) -> AudioFormat:
@@ -67,7 +70,7 @@ class BrowserCallStream:
     def output_format(self) -> AudioFormat:
         return self.input_format  # the page hears at the rate it speaks
 
-    async def handshake(self) -> StartMessage | None:
+    async def handshake(self) -> Caller | None:
         """Read frames up to ``start`` (answering pings); None if the page left first."""
         while True:
             frame = await self.socket.receive()
@@ -76,7 +79,8 @@ class BrowserCallStream:
                 return None
             msg = await self._decode(frame)
             if isinstance(msg, StartMessage):
-                return msg
+                self.start = msg
+                return Caller(user_id=msg.user_id, metadata=dict(msg.metadata))
             if isinstance(msg, PingMessage):
                 await self.socket.send_text(self.session.pong(msg.id))
             elif isinstance(msg, StopMessage):
@@ -141,7 +145,7 @@ class BrowserCallStream:
         # ``clear`` as well would only duplicate it.
         return
 
-    async def on_event(self, event: Event, state: ConversationState) -> None:
+    async def show(self, event: Event, state: ConversationState) -> None:
         """Tell the page what happened; ``state`` is the conversation's state after it."""
         if self.closed:
             return
@@ -199,3 +203,17 @@ class BrowserCallStream:
         if not self.closed:
             self.closed = True
             await self.socket.close(code, reason)
+
+
+class BrowserPlatform:
+    """The talk page's protocol (docs/protocol.md): ``/ws/audio/{conversation_id}``
+    claims a conversation created over REST, ``/ws/audio`` creates one."""
+
+    name = "browser"
+    routes: tuple[str, ...] = ("/ws/audio/{conversation_id}", "/ws/audio")
+
+    def admit(self, connection: Connection) -> Accept | Refusal:
+        return Accept()
+
+    def open(self, socket: WireSocket, connection: Connection) -> BrowserCallStream:
+        return BrowserCallStream(socket)

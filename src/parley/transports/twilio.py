@@ -25,9 +25,10 @@ from collections.abc import AsyncIterator, Callable
 from typing import Final
 
 from parley.audio.format import TWILIO_FORMAT, AudioFormat
+from parley.conversation.state import ConversationState
 from parley.conversation.stream import Inbound, PlaybackReport
 from parley.errors import AuthError, RemoteProtocolError
-from parley.events import DTMFReceived
+from parley.events import DTMFReceived, Event
 from parley.protocols.twilio import (
     DTMF,
     ULAW_BYTES_PER_MS,
@@ -39,6 +40,7 @@ from parley.protocols.twilio import (
     StreamState,
     TwilioStream,
 )
+from parley.transports.platform import Accept, Caller, Connection, Refusal
 from parley.transports.socket import (
     CLOSE_NORMAL,
     CLOSE_POLICY,
@@ -46,7 +48,7 @@ from parley.transports.socket import (
     close_code_for,
 )
 
-__all__ = ["TwilioCallStream"]
+__all__ = ["TwilioCallStream", "TwilioPlatform"]
 
 _DEFAULT_CHUNK_MS: Final = 100
 
@@ -56,15 +58,23 @@ class TwilioCallStream:
     :class:`~parley.conversation.Conversation`."""
 
     def __init__(
-        self, socket: WireSocket, *, chunk_ms: int = _DEFAULT_CHUNK_MS, mark_ms: int = 0
+        self,
+        socket: WireSocket,
+        *,
+        check: Callable[[Start], None] | None = None,
+        chunk_ms: int = _DEFAULT_CHUNK_MS,
+        mark_ms: int = 0,
     ) -> None:
-        """``chunk_ms``: the longest ``media`` message. ``mark_ms``: 0 puts a mark after
-        every chunk; N > 0 after each N ms of audio and at the end of each burst."""
+        """``check(start)`` vets the stream's ``start`` (the one-time token) and may raise
+        ``AuthError``. ``chunk_ms``: the longest ``media`` message. ``mark_ms``: 0 puts a
+        mark after every chunk; N > 0 after each N ms of audio and at the end of each
+        burst."""
         if chunk_ms <= 0:
             raise ValueError("chunk_ms must be positive")
         if mark_ms < 0:
             raise ValueError("mark_ms must be >= 0")
         self.socket = socket
+        self._check = check
         self.protocol = TwilioStream()
         self.marks = MarkTracker()
         self._chunk_bytes = chunk_ms * ULAW_BYTES_PER_MS
@@ -90,10 +100,10 @@ class TwilioCallStream:
     def start(self) -> Start | None:
         return self.protocol.start
 
-    async def handshake(self, check: Callable[[Start], None] | None = None) -> Start | None:
-        """Read frames up to ``start`` and return it; None if the peer left before.
+    async def handshake(self) -> Caller | None:
+        """Read frames up to ``start`` and say who calls; None if the peer left before.
 
-        ``check(start)`` may raise :class:`~parley.errors.AuthError` (a bad token): the
+        The ``check`` may raise :class:`~parley.errors.AuthError` (a bad token): the
         socket is then closed with 1008 and the reason, and the error re-raised. A
         malformed frame closes it with 1007/1008 and re-raises the ``RemoteProtocolError``.
         """
@@ -104,13 +114,18 @@ class TwilioCallStream:
                 return None
             event = await self._decode(frame)
             if isinstance(event, Start):
-                if check is not None:
+                if self._check is not None:
                     try:
-                        check(event)
+                        self._check(event)
                     except AuthError as exc:
                         await self._close(CLOSE_POLICY, f"unauthorized: {exc}")
                         raise
-                return event
+                params = event.custom_parameters
+                return Caller(
+                    user_id=params.get("from") or None,
+                    call_sid=event.call_sid,
+                    metadata={k: v for k, v in params.items() if k != "token"},
+                )
             if isinstance(event, Stop):
                 await self._close(CLOSE_NORMAL, "")
                 return None
@@ -188,6 +203,15 @@ class TwilioCallStream:
         self._unmarked = 0  # flushed before any mark could report it played
         await self.socket.send_text(self.protocol.clear().decode())
 
+    async def ready(self, call_id: str) -> None:
+        return  # Twilio's stream has no "ready" message: audio may flow at once
+
+    async def reject(self, code: str, message: str, close_code: int) -> None:
+        await self._close(close_code, f"{code}: {message}")
+
+    async def show(self, event: Event, state: ConversationState) -> None:
+        return  # a phone shows nothing: the caller only hears
+
     async def close(self) -> None:
         await self._close(CLOSE_NORMAL, "")
 
@@ -199,3 +223,19 @@ class TwilioCallStream:
         if not self.closed:
             self.closed = True
             await self.socket.close(code, reason)
+
+
+class TwilioPlatform:
+    """Twilio Media Streams on ``/twilio/stream``; ``check`` vets each ``start``."""
+
+    name = "twilio"
+    routes: tuple[str, ...] = ("/twilio/stream",)
+
+    def __init__(self, check: Callable[[Start], None] | None = None) -> None:
+        self._check = check
+
+    def admit(self, connection: Connection) -> Accept | Refusal:
+        return Accept()  # authenticated in the stream: the start's one-time token
+
+    def open(self, socket: WireSocket, connection: Connection) -> TwilioCallStream:
+        return TwilioCallStream(socket, check=self._check)

@@ -1,4 +1,13 @@
-"""The calls of this process: pending (created over REST), live, and recently ended."""
+"""The calls of this process: pending (created over REST), live, and recently ended.
+
+A record's ``status`` moves along one table, like the conversation's own state
+(``parley.conversation.state``); an illegal move is our bug and raises::
+
+    PENDING ──socket claims it──▶ CONNECTING ──handshake done──▶ LIVE ──▶ ENDED
+       ▲                              │
+       └──── the peer left before its start (it may retry) ┘
+    PENDING/CONNECTING ──▶ ENDED (deleted, refused, engine unavailable)
+"""
 
 from __future__ import annotations
 
@@ -7,17 +16,34 @@ import secrets
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeAlias
+from enum import StrEnum
+from typing import Any, Final
 
-from parley.config import EngineKind
+from parley.conversation.journal import Journal
 from parley.conversation.session import Conversation
-from parley.transports.browser import BrowserCallStream
-from parley.transports.twilio import TwilioCallStream
+from parley.engines.seams import CallEngine
+from parley.engines.spec import EngineKind
+from parley.errors import LocalProtocolError
+from parley.transports.platform import PlatformStream
 
-__all__ = ["CallKind", "CallRecord", "CallRegistry", "CallStatus"]
+__all__ = ["CALL_TRANSITIONS", "CallRecord", "CallRegistry", "CallStatus"]
 
-CallKind: TypeAlias = Literal["browser", "twilio"]
-CallStatus: TypeAlias = Literal["pending", "connecting", "live", "ended"]
+
+class CallStatus(StrEnum):
+    PENDING = "pending"
+    CONNECTING = "connecting"
+    LIVE = "live"
+    ENDED = "ended"
+
+
+_C = CallStatus
+
+CALL_TRANSITIONS: Final[dict[CallStatus, frozenset[CallStatus]]] = {
+    _C.PENDING: frozenset({_C.CONNECTING, _C.ENDED}),
+    _C.CONNECTING: frozenset({_C.PENDING, _C.LIVE, _C.ENDED}),
+    _C.LIVE: frozenset({_C.ENDED}),
+    _C.ENDED: frozenset(),
+}
 
 
 @dataclass(slots=True)
@@ -29,27 +55,50 @@ class CallRecord:
     brain: str
     voice: str
     system_prompt: str
-    kind: CallKind | None = None
+    kind: str | None = None  # the platform's name once a socket carries it
     user_id: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
     call_sid: str = ""
-    status: CallStatus = "pending"
+    status: CallStatus = CallStatus.PENDING
     created_at: float = field(default_factory=time.time)
+    started_at: float | None = None
     ended_at: float | None = None
-    conversation: Conversation | None = None
-    stream: TwilioCallStream | BrowserCallStream | None = None
+    journal: Journal | None = None  # transcript, metrics, errors once a call runs
+    conversation: Conversation | None = None  # phone and browser calls
+    stream: PlatformStream | None = None
+    live_engine: CallEngine | None = None
     end_requested: bool = False
     finished: asyncio.Event = field(default_factory=asyncio.Event)
 
+    def move(self, target: CallStatus) -> None:
+        """Change ``status`` along :data:`CALL_TRANSITIONS` (raises otherwise)."""
+        if target is self.status:
+            return
+        if target not in CALL_TRANSITIONS[self.status]:
+            raise LocalProtocolError(
+                f"call {self.id} cannot go from {self.status.value} to {target.value}",
+                code="illegal_call_transition",
+            )
+        self.status = target
+
+    @property
+    def serving(self) -> str:
+        """The engine answering now (or last), e.g. "cascade" after a failover."""
+        if self.live_engine is not None:
+            return self.live_engine.stats().serving
+        if self.journal is not None and self.journal.serving:
+            return self.journal.serving
+        return self.engine.value
+
     def health(self) -> dict[str, Any]:
+        stats = self.live_engine.stats() if self.live_engine is not None else None
         conv = self.conversation
-        stats = conv.engine.stats() if conv is not None else None
         return {
             "id": self.id,
             "kind": self.kind,
-            "status": self.status,
+            "status": self.status.value,
             "state": conv.state.value if conv is not None else None,
-            "engine": stats.serving if stats is not None else self.engine.value,
+            "engine": self.serving,
             "brain": self.brain,
             "queue_depths": dict(stats.queue_depths) if stats is not None else {},
             "dropped_audio_chunks": stats.dropped_audio_chunks if stats is not None else 0,
@@ -83,16 +132,17 @@ class CallRegistry:
 
     def active(self) -> list[CallRecord]:
         """Calls that hold (or are about to hold) a WebSocket."""
-        return [r for r in self._records.values() if r.status in ("connecting", "live")]
+        return [r for r in self._records.values() if r.status in (_C.CONNECTING, _C.LIVE)]
 
     def open_count(self) -> int:
         """Calls not yet ended (pending ones included): what ``max_calls`` limits."""
-        return sum(1 for r in self._records.values() if r.status != "ended")
+        return sum(1 for r in self._records.values() if r.status is not _C.ENDED)
 
     def ended(self, record: CallRecord) -> None:
-        record.status = "ended"
+        record.move(_C.ENDED)
         record.ended_at = time.time()
         record.stream = None  # the socket is gone; keep transcript and metrics only
+        record.live_engine = None
         record.finished.set()
         self._ended[record.id] = None
         while len(self._ended) > self.keep_ended:

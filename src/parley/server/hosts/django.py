@@ -1,8 +1,9 @@
-"""Django Channels: a Parley call behind an ``AsyncWebsocketConsumer``.
+"""Django Channels: Parley's endpoints behind an ``AsyncWebsocketConsumer``.
 
 Channels wants a consumer subclass, so :class:`ParleyConsumer` is one; all it does
 is adapt itself to a :class:`~parley.transports.socket.WireSocket` and hand that to
-:func:`~parley.transports.serve.serve_call`, exactly like the FastAPI routes.
+the switchboard, exactly like the FastAPI routes. The URL patterns are generated
+from the platform registry (plus ``/v1/realtime``).
 
     # myproject/asgi.py
     from channels.routing import ProtocolTypeRouter, URLRouter
@@ -10,7 +11,7 @@ is adapt itself to a :class:`~parley.transports.socket.WireSocket` and hand that
 
     django_http = get_asgi_application()  # sets Django up before the imports below
 
-    from parley.transports.django import parley_urlpatterns
+    from parley.server.hosts.django import parley_urlpatterns
     from myproject.voice import voice  # a parley.Parley
 
     application = ProtocolTypeRouter({
@@ -20,7 +21,7 @@ is adapt itself to a :class:`~parley.transports.socket.WireSocket` and hand that
 
 Serve it with any ASGI server (``uvicorn myproject.asgi:application`` or
 ``daphne myproject.asgi:application``). No channel layer is needed. With the local
-engine, ``await voice.engines.warmup()`` at start loads the models before the
+engine, ``await voice.switchboard.warmup()`` at start loads the models before the
 first call instead of during it.
 """
 
@@ -28,23 +29,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import TYPE_CHECKING, Any, Literal
+import re
+from typing import Any
+from urllib.parse import parse_qsl
 
 from channels.generic.websocket import (  # type: ignore[import-untyped]
     AsyncWebsocketConsumer,
 )
 from django.urls import URLPattern, path  # type: ignore[import-untyped]
 
-from parley.transports.inbox import FrameInbox
-from parley.transports.serve import serve_call
+from parley.server.hosts.inbox import FrameInbox
+from parley.server.hosts.websockets import HasSwitchboard
+from parley.server.switchboard import Endpoint
+from parley.tasks import cancel_and_wait
+from parley.transports.platform import Connection, Refusal
 from parley.transports.socket import CLOSE_NORMAL, close_reason
 
-if TYPE_CHECKING:
-    from parley.app import Parley
-
 __all__ = ["ChannelsSocket", "ParleyConsumer", "parley_urlpatterns"]
-
-CallKind = Literal["twilio", "browser"]
 
 
 class ChannelsSocket:
@@ -97,17 +98,27 @@ class ChannelsSocket:
         self.inbox.end()
 
 
+def _connection(scope: dict[str, Any]) -> Connection:
+    headers = {
+        k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])
+    }
+    client = scope.get("client")
+    return Connection(
+        path=str(scope.get("path", "")),
+        params={k: str(v) for k, v in scope.get("url_route", {}).get("kwargs", {}).items()},
+        query=dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"))),
+        headers=headers,
+        subprotocols=tuple(scope.get("subprotocols") or ()),
+        client=f"{client[0]}:{client[1]}" if client else "",
+    )
+
+
 class ParleyConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
-    """One call per WebSocket: build with ``ParleyConsumer.as_asgi(parley=app, kind=...)``.
+    """One call per WebSocket: ``ParleyConsumer.as_asgi(endpoint=...)``."""
 
-    A route may capture ``conversation_id`` (a conversation created over REST) for
-    the browser protocol; without it, connecting creates the conversation.
-    """
-
-    def __init__(self, *, parley: Parley, kind: CallKind = "browser", **kwargs: Any) -> None:
+    def __init__(self, *, endpoint: Endpoint, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.parley = parley
-        self.kind: CallKind = kind
+        self.endpoint = endpoint
         self.wire = ChannelsSocket(self)
         self._call: asyncio.Task[None] | None = None
 
@@ -119,8 +130,7 @@ class ParleyConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             # is stopping): the call must not outlive its consumer.
             call = self._call
             if call is not None and not call.done():
-                call.cancel()
-                await asyncio.wait([call])
+                await cancel_and_wait(call)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         if message["type"] == "websocket.receive":
@@ -131,14 +141,18 @@ class ParleyConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         await super().dispatch(message)
 
     async def connect(self) -> None:
-        await self.accept()
-        kwargs = self.scope.get("url_route", {}).get("kwargs", {})
-        conversation_id = kwargs.get("conversation_id")
-        self._call = asyncio.create_task(self._serve(conversation_id))
+        connection = _connection(self.scope)
+        verdict = self.endpoint.admit(connection)
+        if isinstance(verdict, Refusal):
+            # Channels refuses before accepting with a 403 (its only HTTP answer).
+            await self.close(verdict.close_code)
+            return
+        await self.accept(verdict.subprotocol)
+        self._call = asyncio.create_task(self._serve(connection))
 
-    async def _serve(self, conversation_id: str | None) -> None:
+    async def _serve(self, connection: Connection) -> None:
         try:
-            await serve_call(self.parley, self.wire, self.kind, conversation_id)
+            await self.endpoint.serve(self.wire, connection)
         finally:
             await self.wire.close()
 
@@ -151,13 +165,16 @@ class ParleyConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             await asyncio.wait([self._call])  # the call ends on the peer's hang-up
 
 
-def parley_urlpatterns(app: Parley, prefix: str = "") -> list[URLPattern]:
-    """Channels routes for ``URLRouter``: ``{prefix}ws/audio/<conversation_id>``,
-    ``{prefix}ws/audio`` (browser protocol) and ``{prefix}twilio/stream`` (Media
-    Streams) — the same paths as the FastAPI app's."""
-    browser = ParleyConsumer.as_asgi(parley=app, kind="browser")
-    return [
-        path(f"{prefix}ws/audio/<str:conversation_id>", browser),
-        path(f"{prefix}ws/audio", browser),
-        path(f"{prefix}twilio/stream", ParleyConsumer.as_asgi(parley=app, kind="twilio")),
-    ]
+_PARAM = re.compile(r"\{([a-z_]+)\}")
+
+
+def parley_urlpatterns(app: HasSwitchboard, prefix: str = "") -> list[URLPattern]:
+    """Channels routes for ``URLRouter``, one per route of every endpoint (the same
+    paths as the FastAPI app's, ``{name}`` parameters as ``<str:name>``)."""
+    patterns: list[URLPattern] = []
+    for endpoint in app.switchboard.endpoints():
+        consumer = ParleyConsumer.as_asgi(endpoint=endpoint)
+        for template in endpoint.routes:
+            route = _PARAM.sub(r"<str:\1>", template.lstrip("/"))
+            patterns.append(path(f"{prefix}{route}", consumer))
+    return patterns

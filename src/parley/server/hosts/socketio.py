@@ -1,13 +1,17 @@
-"""python-socketio: Parley's browser protocol as a Socket.IO namespace.
+"""python-socketio: Parley's endpoints as Socket.IO namespaces.
 
     import socketio
-    from parley.transports.socketio import parley_socketio_server
+    from parley.server.hosts.socketio import parley_socketio_server
 
-    sio = parley_socketio_server(voice)          # an AsyncServer with the namespace
+    sio = parley_socketio_server(voice)          # an AsyncServer with the namespaces
     asgi = socketio.ASGIApp(sio)                  # uvicorn module:asgi
 
-One Socket.IO connection (one ``sid``) on the namespace (``/parley`` by default) is
-one conversation. The events carry the browser protocol of docs/protocol.md:
+Every endpoint of the switchboard (the platform registry plus ``/v1/realtime``) is a
+namespace ``/parley/<name>`` (``/parley/browser``, ``/parley/twilio``,
+``/parley/realtime``), and ``/parley`` itself is the browser protocol. One
+Socket.IO connection (one ``sid``) is one call. A text frame of the protocol is a
+``control`` event, a binary frame an ``audio`` event. For the browser protocol of
+docs/protocol.md:
 
 client → server
     ``audio``    one binary argument: PCM16 LE mono at the session's rate (a binary frame)
@@ -24,12 +28,14 @@ server → client
 
 The call starts with the client's first event (its ``start``): Socket.IO only
 finishes connecting after the connect handler returns, so nothing may be sent
-before. A connect's ``auth`` may carry ``{"conversation_id": "..."}`` to claim a
-conversation created over REST. A malformed message, an event of another name, or
-an argument of the wrong kind (text on ``audio``, binary on ``control``) gets a
-fatal ``error`` control message, a ``close`` and a disconnect — for that client
-only. While the app refuses new calls (draining, full), connecting fails with a
-``connect_error`` saying why.
+before. A connect's ``auth`` may carry the route's parameters
+(``{"conversation_id": "..."}`` claims a conversation created over REST) and
+``headers`` (e.g. ``{"authorization": "Bearer …"}`` for ``/v1/realtime``). A
+malformed message, an event of another name, or an argument of the wrong kind
+(text on ``audio``, binary on ``control``) gets a fatal ``error`` control
+message, a ``close`` and a disconnect — for that client only. While the app
+refuses new calls (draining, full), connecting fails with a ``connect_error``
+saying why.
 
 The server must run with ``async_handlers=False`` (``parley_socketio_server`` does):
 otherwise python-socketio runs every event in a task of its own and audio frames
@@ -40,19 +46,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 import socketio  # type: ignore[import-untyped]
 
 from parley.errors import RemoteProtocolError
 from parley.protocols.browser import ErrorMessage
-from parley.transports.inbox import FrameInbox
-from parley.transports.serve import serve_call
+from parley.server.hosts.inbox import FrameInbox
+from parley.server.hosts.websockets import HasSwitchboard
+from parley.server.switchboard import Endpoint
+from parley.transports.platform import Connection, Refusal
 from parley.transports.socket import CLOSE_NORMAL, close_code_for, close_reason
-
-if TYPE_CHECKING:
-    from parley.app import Parley
 
 __all__ = [
     "DEFAULT_NAMESPACE",
@@ -155,20 +160,38 @@ class SocketIOSocket:
 
 
 class _Call:
-    __slots__ = ("conversation_id", "task", "wire")
+    __slots__ = ("connection", "task", "wire")
 
-    def __init__(self, wire: SocketIOSocket, conversation_id: str | None) -> None:
+    def __init__(self, wire: SocketIOSocket, connection: Connection) -> None:
         self.wire = wire
-        self.conversation_id = conversation_id
+        self.connection = connection
         self.task: asyncio.Task[None] | None = None
 
 
-class ParleyNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
-    """Serves one Parley conversation per connected ``sid`` (event names above)."""
+def _connection(endpoint: Endpoint, environ: Any, auth: Any) -> Connection:
+    params: dict[str, str] = {}
+    headers: dict[str, str] = {}
+    if isinstance(auth, dict):
+        params = {k: str(v) for k, v in auth.items() if k != "headers" and v is not None}
+        extra = auth.get("headers")
+        if isinstance(extra, dict):
+            headers = {str(k).lower(): str(v) for k, v in extra.items()}
+    scope = environ.get("asgi.scope", {}) if isinstance(environ, dict) else {}
+    client = scope.get("client") if isinstance(scope, dict) else None
+    return Connection(
+        path=endpoint.routes[0],
+        params=params,
+        headers=headers,
+        client=f"{client[0]}:{client[1]}" if client else "",
+    )
 
-    def __init__(self, parley: Parley, namespace: str = DEFAULT_NAMESPACE) -> None:
+
+class ParleyNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
+    """Serves one Parley call of ``endpoint`` per connected ``sid`` (events above)."""
+
+    def __init__(self, endpoint: Endpoint, namespace: str = DEFAULT_NAMESPACE) -> None:
         super().__init__(namespace)
-        self.parley = parley
+        self.endpoint = endpoint
         self._calls: dict[str, _Call] = {}
         # Calls outlive their sid's disconnect until they finish: keep them referenced.
         self._tasks: set[asyncio.Task[None]] = set()
@@ -194,13 +217,14 @@ class ParleyNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             raise socketio.exceptions.ConnectionRefusedError(
                 "the Socket.IO server must run with async_handlers=False"
             )
-        refusal = self.parley.refusal()
+        refusal = self.endpoint.refusal()
         if refusal is not None:
             raise socketio.exceptions.ConnectionRefusedError(refusal)
-        conversation_id = auth.get("conversation_id") if isinstance(auth, dict) else None
-        self._calls[sid] = _Call(
-            SocketIOSocket(self, sid), str(conversation_id) if conversation_id else None
-        )
+        connection = _connection(self.endpoint, environ, auth)
+        verdict = self.endpoint.admit(connection)
+        if isinstance(verdict, Refusal):
+            raise socketio.exceptions.ConnectionRefusedError(verdict.reason)
+        self._calls[sid] = _Call(SocketIOSocket(self, sid), connection)
 
     def _disconnect(self, sid: str) -> None:
         call = self._calls.pop(sid, None)
@@ -209,7 +233,7 @@ class ParleyNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
 
     async def _serve(self, call: _Call) -> None:
         try:
-            await serve_call(self.parley, call.wire, "browser", call.conversation_id)
+            await self.endpoint.serve(call.wire, call.connection)
         finally:
             await call.wire.close()
 
@@ -219,11 +243,17 @@ class ParleyNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             await asyncio.wait(set(self._tasks))
 
 
-def parley_socketio_server(app: Parley, namespace: str = DEFAULT_NAMESPACE, **options: Any) -> Any:
-    """A ``socketio.AsyncServer`` (ASGI mode, ``async_handlers=False``) serving ``app``
-    on ``namespace``; ``options`` go to the server (e.g. ``cors_allowed_origins``)."""
+def parley_socketio_server(
+    app: HasSwitchboard, namespace: str = DEFAULT_NAMESPACE, **options: Any
+) -> Any:
+    """A ``socketio.AsyncServer`` (ASGI mode, ``async_handlers=False``) serving every
+    endpoint of ``app`` at ``{namespace}/<name>``, and the browser protocol at
+    ``namespace`` itself; ``options`` go to the server (e.g. ``cors_allowed_origins``)."""
     options.setdefault("async_mode", "asgi")
     options["async_handlers"] = False
     server = socketio.AsyncServer(**options)
-    server.register_namespace(ParleyNamespace(app, namespace))
+    for endpoint in app.switchboard.endpoints():
+        server.register_namespace(ParleyNamespace(endpoint, f"{namespace}/{endpoint.name}"))
+        if endpoint.name == "browser":
+            server.register_namespace(ParleyNamespace(endpoint, namespace))
     return server
