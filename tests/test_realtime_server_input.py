@@ -57,7 +57,7 @@ async def test_session_time_runs_on_across_a_new_configuration_and_errors_are_da
     assert isinstance(ended, SpeechEnded)
     result = await ended.utterance.transcript()
     assert isinstance(result, ProviderError)
-    speech.close()
+    await speech.close()
 
 
 @pytest.mark.parametrize("resumed", [True, False])

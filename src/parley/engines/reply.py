@@ -17,7 +17,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Literal, TypeAlias
 
-from parley.engines.playback import estimated_played_ms, still_playing
+from parley.engines.playback import estimated_played_ms, heard_text, still_playing
 from parley.errors import AuthError, ProtocolError, ProviderError, RateLimited
 from parley.events import ErrorEvent, TurnMetrics
 
@@ -101,21 +101,8 @@ class ReplyRecord:
         )
 
     def played_text(self, played_ms: float) -> str:
-        heard: list[str] = []
-        for seg in self.segments:
-            if played_ms >= seg.end_ms:
-                heard.append(seg.text)
-                continue
-            if played_ms > seg.start_ms and seg.end_ms > seg.start_ms:
-                cut = int(len(seg.text) * (played_ms - seg.start_ms) / (seg.end_ms - seg.start_ms))
-                part = seg.text[:cut]
-                # A word cut in the middle was not heard: keep whole words only.
-                rest = seg.text[cut : cut + 1]
-                if rest and not rest.isspace() and not part[-1:].isspace():
-                    part = part.rsplit(None, 1)[0] if " " in part.strip() else ""
-                heard.append(part)
-            break
-        return " ".join(" ".join(heard).split())
+        """What the caller heard after ``played_ms`` of the reply (whole words)."""
+        return heard_text(((s.text, s.start_ms, s.end_ms) for s in self.segments), played_ms)
 
     def metrics(self) -> TurnMetrics:
         v2v = eot = None

@@ -226,7 +226,7 @@ class RealtimeSession:
                 await self._engine.close()
         finally:
             self._closed = True
-            self._input.close()
+            await self._input.close()
             while self._out.full():  # the end must get through
                 self._out.get_nowait()
             self._out.put_nowait(_STOP)
