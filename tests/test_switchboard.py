@@ -5,6 +5,7 @@ in YAML on every route."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 import websockets
+from openai import AsyncOpenAI
 from pydantic import SecretStr
 
 from parley.app import Parley
@@ -241,3 +243,80 @@ def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+# -- /v1/realtime is a call like any other ------------------------------------------------
+
+
+def sdk(server_url: str, key: str = "sk-any") -> AsyncOpenAI:
+    base = server_url.replace("http://", "ws://") + "/v1"
+    return AsyncOpenAI(api_key=key, websocket_base_url=base)
+
+
+async def test_the_official_sdk_on_v1_realtime_gets_the_brain_chosen_in_yaml(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "parley.yaml"
+    config.write_text("engine: local\nbrain: template\n", encoding="utf-8")
+    app = Parley(settings=load_settings(config))
+    async with (
+        serve_app(app) as server,
+        sdk(server.url).realtime.connect(model="gpt-realtime") as conn,
+    ):
+        assert (await conn.recv()).type == "session.created"
+        await conn.session.update(session={"type": "realtime", "output_modalities": ["text"]})
+        await conn.conversation.item.create(
+            item={
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_text", "text": "hello"}],
+            }
+        )
+        await conn.response.create()
+        text = ""
+        async for event in conn:
+            if event.type == "response.output_text.delta":
+                text += event.delta
+            elif event.type == "error":
+                pytest.fail(f"server error: {event.error}")
+            elif event.type == "response.done":
+                break
+        (record,) = [r for r in app.calls.records() if r.kind == "realtime"]
+        async with httpx.AsyncClient(base_url=server.url) as http:
+            health = (await http.get("/healthz")).json()
+        (call,) = [c for c in health["calls"] if c["id"] == record.id]
+        assert call["kind"] == "realtime" and call["status"] == "live"
+    assert text == "Hello! How can I help you today?"
+    assert record.status == "ended" and record.journal is not None
+    assert [t.text for t in record.journal.transcript] == ["hello", text]
+
+
+async def test_v1_realtime_is_refused_at_capacity_and_while_draining() -> None:
+    app = Parley(settings=ParleySettings(engine=EngineKind.LOOPBACK, max_calls=1))
+    async with serve_app(app) as server:
+        url = server.ws_url("/v1/realtime")
+        async with websockets.connect(server.ws_url("/ws/audio")) as browser:
+            await Page(browser).start()  # the one call the server takes
+            async with websockets.connect(url) as ws:
+                await ws.wait_closed()
+            assert ws.close_code == 1013 and "capacity" in (ws.close_reason or "")
+        await app.calls.wait_finished(app.calls.records(), 5)
+        app.draining = True
+        async with websockets.connect(url) as ws:
+            await ws.wait_closed()
+        assert ws.close_code == 1013 and "shutting down" in (ws.close_reason or "")
+    assert not [r for r in app.calls.records() if r.kind == "realtime"]
+
+
+async def test_v1_realtime_wants_the_configured_key() -> None:
+    app = Parley(settings=ParleySettings(engine=EngineKind.LOOPBACK, realtime_server_api_key="k1"))
+    async with serve_app(app) as server:
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            async with websockets.connect(server.ws_url("/v1/realtime")):
+                pass
+        assert refused.value.response.status_code == 401
+        headers = {"Authorization": "Bearer k1"}
+        async with websockets.connect(
+            server.ws_url("/v1/realtime"), additional_headers=headers
+        ) as ws:
+            assert json.loads(await ws.recv())["type"] == "session.created"
