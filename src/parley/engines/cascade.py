@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING
 
 from parley.audio.format import AudioFormat
 from parley.endpointing import EndpointConfig
+from parley.engines.outbox import EventOutbox
 from parley.engines.reply import ReplyRecord, Segment, Stage, failure_event
 from parley.engines.seams import CallEngine, EngineStats, ToolRunner
 from parley.engines.speech import SpeechFrontEnd, SpeechOutput, SpeechStart, Transcription, UserTurn
@@ -112,7 +113,6 @@ class _Recorded(ParleyError):
 
 _CLOSE = _Close()
 _WAKE = _Wake()
-_END = object()
 
 
 class CascadeEngine:
@@ -150,7 +150,7 @@ class CascadeEngine:
         self._in_q: asyncio.Queue[tuple[bytes, float] | _Text | _Close | _Wake] = asyncio.Queue(
             cfg.input_queue_chunks
         )
-        self._out_q: asyncio.Queue[object] = asyncio.Queue(cfg.event_queue_size)
+        self._out_q: EventOutbox[Event] = EventOutbox(cfg.event_queue_size)
         self._speech = SpeechFrontEnd(
             vad,
             stt,
@@ -247,11 +247,8 @@ class CascadeEngine:
             self._in_q.put_nowait(_CLOSE)
 
     async def events(self) -> AsyncIterator[Event]:
-        while True:
-            item = await self._out_q.get()
-            if item is _END:
-                return
-            yield item  # type: ignore[misc]
+        async for event in self._out_q:
+            yield event
 
     async def run(self) -> None:
         try:
@@ -266,9 +263,7 @@ class CascadeEngine:
             self._closed = True
             self._tg = None
             await self._speech.aclose()
-            while self._out_q.full():  # the consumer is gone or slow: the end wins
-                self._out_q.get_nowait()
-            self._out_q.put_nowait(_END)
+            self._out_q.end()
 
     # -- input -------------------------------------------------------------------------
 

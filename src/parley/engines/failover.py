@@ -24,6 +24,7 @@ from typing import Protocol
 
 from parley.audio.format import AudioFormat
 from parley.audio.transcode import Transcoder
+from parley.engines.outbox import EventOutbox
 from parley.engines.seams import CallEngine, EngineStats, ToolRunner
 from parley.engines.text_hooks import TextHook
 from parley.errors import ParleyError
@@ -41,7 +42,6 @@ from parley.providers.seams import Message
 
 __all__ = ["BufferingEngine", "FailoverEngine", "FailoverPolicy", "switch_count"]
 
-_END = object()
 _switches = 0  # process-wide, for the metrics exporter
 
 
@@ -86,7 +86,7 @@ class FailoverEngine:
         self.fallback: CallEngine | None = None if callable(fallback) else fallback
         self.primary_name, self.fallback_name = primary_name, fallback_name
         self._active: CallEngine = primary
-        self._out: asyncio.Queue[object] = asyncio.Queue(self.policy.event_queue_size)
+        self._out: EventOutbox[Event] = EventOutbox(self.policy.event_queue_size)
         self._failures: deque[float] = deque()
         self._history: list[Message] = []
         self._context: dict[str, object] = {}
@@ -163,11 +163,8 @@ class FailoverEngine:
         await self._active.cancel_response(response_id)
 
     async def events(self) -> AsyncIterator[Event]:
-        while True:
-            item = await self._out.get()
-            if item is _END:
-                return
-            yield item  # type: ignore[misc]
+        async for event in self._out:
+            yield event
 
     async def run(self) -> None:
         try:
@@ -177,9 +174,7 @@ class FailoverEngine:
                 if not self._closed:
                     await self._drive(fallback, watch=False)
         finally:
-            while self._out.full():
-                self._out.get_nowait()
-            self._out.put_nowait(_END)
+            self._out.end()
 
     # -- internals ---------------------------------------------------------------------
 

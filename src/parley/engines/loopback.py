@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Literal, get_args
 
 from parley.audio.format import AudioFormat
+from parley.engines.outbox import EventOutbox
 from parley.engines.seams import EngineStats, ToolRunner
 from parley.engines.text_hooks import TextHook
 from parley.errors import ConfigError
@@ -30,7 +31,6 @@ __all__ = ["LoopbackEngine"]
 
 log = logging.getLogger("parley.engines")
 
-_END = object()
 
 Encoding = Literal["pcm16", "ulaw", "alaw"]
 _ENCODINGS = frozenset(get_args(Encoding))
@@ -59,7 +59,7 @@ class LoopbackEngine:
         self._encoding: Encoding = encoding  # type: ignore[assignment]
         self._format = AudioFormat(self._encoding, sample_rate, 1)
         self._response_id = response_id
-        self._queue: asyncio.Queue[object] = asyncio.Queue(queue_chunks)
+        self._queue: EventOutbox[Event] = EventOutbox(queue_chunks)
         self._closed = asyncio.Event()
         self.dropped_audio_chunks = 0
         self.echoed_chunks = 0
@@ -79,14 +79,11 @@ class LoopbackEngine:
         try:
             await self._closed.wait()
         finally:
-            while self._queue.full():  # the end must get through
-                self._queue.get_nowait()
-            self._queue.put_nowait(_END)
+            self._queue.end()
 
     async def events(self) -> AsyncIterator[Event]:
-        get = self._queue.get
-        while (item := await get()) is not _END:
-            yield item  # type: ignore[misc]
+        async for event in self._queue:
+            yield event
 
     async def send_audio(self, pcm: bytes) -> None:
         if self._closed.is_set():
@@ -125,10 +122,7 @@ class LoopbackEngine:
         """Drop the echo not yet taken by the transport."""
         if response_id != self._response_id:
             return
-        while not self._queue.empty():
-            if self._queue.get_nowait() is _END:  # pragma: no cover - run() ended meanwhile
-                self._queue.put_nowait(_END)
-                return
+        self._queue.clear()
 
     def set_text_hooks(
         self, *, request: TextHook | None = None, response: TextHook | None = None

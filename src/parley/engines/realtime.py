@@ -39,6 +39,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from parley.audio.format import AudioFormat
 from parley.engines import playback
+from parley.engines.outbox import EventOutbox
 from parley.engines.realtime_text import ShownText
 from parley.engines.seams import EngineStats, ToolRunner
 from parley.engines.text_hooks import TextHook
@@ -92,7 +93,6 @@ if TYPE_CHECKING:
 
 __all__ = ["RealtimeConfig", "RealtimeEngine"]
 
-_END = object()
 _ids = itertools.count(1)
 
 AudioEncoding = Literal["pcm16", "ulaw", "alaw"]
@@ -171,7 +171,7 @@ class RealtimeEngine:
         self._format = fmt
         # Bytes per millisecond of caller audio, for the reconnect buffer bound.
         self._bytes_per_ms = fmt.sample_rate * fmt.sample_width / 1000
-        self._out_q: asyncio.Queue[object] = asyncio.Queue(cfg.event_queue_size)
+        self._out_q: EventOutbox[Event] = EventOutbox(cfg.event_queue_size)
         self._conn: ClientConnection | None = None
         self._ready = False  # connected and seeded: audio goes straight up
         # Set once the first session is open and seeded (clients wait on it to know
@@ -345,11 +345,8 @@ class RealtimeEngine:
             await conn.close()
 
     async def events(self) -> AsyncIterator[Event]:
-        while True:
-            item = await self._out_q.get()
-            if item is _END:
-                return
-            yield item  # type: ignore[misc]
+        async for event in self._out_q:
+            yield event
 
     async def run(self) -> None:
         try:
@@ -369,9 +366,7 @@ class RealtimeEngine:
             conn, self._conn = self._conn, None
             if conn is not None:
                 await conn.close()
-            while self._out_q.full():  # the consumer is gone or slow: the end wins
-                self._out_q.get_nowait()
-            self._out_q.put_nowait(_END)
+            self._out_q.end()
 
     # -- connection --------------------------------------------------------------------
 
