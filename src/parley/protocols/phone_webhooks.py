@@ -40,6 +40,7 @@ import binascii
 import hashlib
 import hmac
 import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final, Literal
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
@@ -213,7 +214,10 @@ def _plivo_base_url(method: str, url: str, params: dict[str, list[str]]) -> str:
     parts = urlsplit(url)
     base = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
     query: dict[str, list[str]] = {}
-    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+    # The SDK parses the query as UTF-8 *bytes* and reads each name and value back as
+    # Latin-1; the same for the ASCII of any real URL, and bit for bit otherwise.
+    latin = parts.query.encode().decode("latin-1")
+    for key, value in parse_qsl(latin, keep_blank_values=True, encoding="latin-1"):
         query.setdefault(key, []).append(value)
     if method == "GET":  # the parameters join the query; the URL's own win
         qs = _plivo_query({**params, **query})
@@ -283,9 +287,12 @@ def vonage_signature_valid(
     if scheme.lower() != "bearer" or not token:
         return False
     try:
-        claims = jwt.decode(
-            token.strip(), signature_secret, algorithms=["HS256"], options={"require": ["iat"]}
-        )
+        with warnings.catch_warnings():
+            # The secret's length is Vonage's choice, not the caller's: no warning per request.
+            warnings.filterwarnings("ignore", message="The HMAC key is", category=UserWarning)
+            claims = jwt.decode(
+                token.strip(), signature_secret, algorithms=["HS256"], options={"require": ["iat"]}
+            )
     except jwt.PyJWTError:
         return False
     iat = claims.get("iat")
