@@ -283,6 +283,7 @@ class TelnyxStream:
         "_bidi_rate",
         "_last_chunk",
         "_max_frame",
+        "_media_bytes",
         "input_format",
         "last_sequence_number",
         "output_format",
@@ -321,6 +322,7 @@ class TelnyxStream:
         #: Inbound media frames returned as ``SkippedMedia``.
         self.skipped_media = 0
         self._last_chunk = -1
+        self._media_bytes = (0, 0)  # outbound media size range, set by start
 
     @property
     def stream_id(self) -> str:
@@ -395,6 +397,8 @@ class TelnyxStream:
         else:
             rate = self._bidi_rate or (8000 if self._bidi_codec in _G711 else fmt.sample_rate)
             self.output_format = line_format(self._bidi_codec, rate)
+        out = self.output_format
+        self._media_bytes = (out.frame_bytes(MIN_MEDIA_MS), out.frame_bytes(MAX_MEDIA_MS))
         if msg.sequence_number is not None:
             self.last_sequence_number = max(self.last_sequence_number, msg.sequence_number)
         self.start = msgspec.structs.replace(msg.start, stream_id=msg.stream_id)
@@ -431,7 +435,8 @@ class TelnyxStream:
         """A ``media`` message carrying ``audio`` (``output_format``, 20 ms to 30 s)."""
         fmt = self._started_format("media")
         n = len(audio)
-        if not fmt.frame_bytes(MIN_MEDIA_MS) <= n <= fmt.frame_bytes(1000) * 30:
+        low, high = self._media_bytes
+        if not low <= n <= high:
             raise LocalProtocolError(
                 f"a Telnyx media message carries {MIN_MEDIA_MS} ms to 30 s of audio, "
                 f"not {fmt.duration_ms(n):.1f} ms",
