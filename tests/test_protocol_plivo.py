@@ -145,6 +145,14 @@ def test_media_dtmf_played_cleared_stop(started: PlivoStream) -> None:
     assert started.last_sequence_number == 9
 
 
+def test_optional_fields_may_be_null() -> None:
+    frame = json.loads(START)
+    frame["extra_headers"] = None
+    frame["start"]["accountId"] = None
+    start = PlivoStream().receive(json.dumps(frame))
+    assert isinstance(start, Start) and start.headers == {} and start.account_id is None
+
+
 def test_other_track_is_skipped(started: PlivoStream) -> None:
     event = started.receive(media_frame(2, track="outbound"))
     assert isinstance(event, SkippedMedia) and event.reason == "other_track"

@@ -153,6 +153,23 @@ def test_connected_and_start_from_the_docs() -> None:
     assert stream.input_format == stream.output_format == AudioFormat("ulaw", 8000)
 
 
+def test_optional_start_fields_may_be_null() -> None:
+    frame = json.loads(START)
+    for key in (
+        "user_id",
+        "call_session_id",
+        "from",
+        "to",
+        "tags",
+        "client_state",
+        "custom_parameters",
+    ):
+        frame["start"][key] = None
+    start = TelnyxStream().receive(json.dumps(frame))
+    assert isinstance(start, Start)
+    assert (start.client_state, start.tags, start.parameters) == (None, None, {})
+
+
 def test_connected_carries_the_streaming_auth_token() -> None:
     frame = '{"event":"connected","version":"1.0.0","x-telnyx-streaming-auth-token":"s3cret"}'
     assert TelnyxStream().receive(frame) == Connected(version="1.0.0", auth_token="s3cret")
@@ -533,7 +550,7 @@ def test_caller_frames_are_what_the_server_half_accepts() -> None:
     assert raw["sequence_number"] == "1" and raw["stream_id"] == caller.stream_id
     start = server.receive(json.dumps(raw))
     assert isinstance(start, Start)
-    assert start.custom_parameters == {"token": "t0k"}
+    assert start.parameters == {"token": "t0k"}
     assert start.call_control_id == caller.call_control_id
     for i in range(3):
         frame = caller.media(bytes([i]) * 160)

@@ -105,15 +105,15 @@ class Start(msgspec.Struct, frozen=True, rename="camel"):
 
     call_id: str
     stream_id: str
-    account_id: str = ""
+    account_id: str | None = None
     tracks: tuple[str, ...] = ("inbound",)
     media_format: MediaFormat = MediaFormat()
-    extra_headers: str = msgspec.field(default="", name="extra_headers")
+    extra_headers: str | None = msgspec.field(default=None, name="extra_headers")
 
     @property
     def headers(self) -> dict[str, str]:
         """``extra_headers`` as a dict (where a one-time stream token travels)."""
-        return parse_extra_headers(self.extra_headers)
+        return parse_extra_headers(self.extra_headers or "")
 
 
 class Media(msgspec.Struct, frozen=True, gc=False):
@@ -148,7 +148,7 @@ class ClearedAudio(msgspec.Struct, frozen=True):
 class Stop(msgspec.Struct, frozen=True):
     """The stream ended."""
 
-    reason: str = ""
+    reason: str | None = None
 
 
 class Unknown(msgspec.Struct, frozen=True):
@@ -176,7 +176,7 @@ PlivoEvent: TypeAlias = (
 class _StartMsg(msgspec.Struct, tag_field="event", tag="start", rename="camel", frozen=True):
     start: Start
     sequence_number: _Count | None = None
-    extra_headers: str = msgspec.field(default="", name="extra_headers")
+    extra_headers: str | None = msgspec.field(default=None, name="extra_headers")
 
 
 class _MediaMsg(
@@ -215,7 +215,7 @@ class _ClearedAudioMsg(
 
 
 class _StopMsg(msgspec.Struct, tag_field="event", tag="stop", rename="camel", frozen=True):
-    reason: str = ""
+    reason: str | None = None
     stream_id: str = ""
     sequence_number: _Count | None = None
 

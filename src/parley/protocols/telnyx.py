@@ -119,18 +119,27 @@ class Connected(msgspec.Struct, frozen=True):
 
 
 class Start(msgspec.Struct, frozen=True, rename={"from_": "from"}):
-    """The stream's metadata; ``stream_id`` is copied in from the top level."""
+    """The stream's metadata; ``stream_id`` is copied in from the top level.
+
+    The optional fields may be JSON ``null`` (Telnyx writes ``"client_state": null``
+    in its webhooks when none was set); ``None`` then.
+    """
 
     call_control_id: str
-    user_id: str = ""
-    call_session_id: str = ""
-    from_: str = ""
-    to: str = ""
-    tags: tuple[str, ...] = ()
-    client_state: str = ""
-    custom_parameters: dict[str, str] = {}
+    user_id: str | None = None
+    call_session_id: str | None = None
+    from_: str | None = None
+    to: str | None = None
+    tags: tuple[str, ...] | None = None
+    client_state: str | None = None
+    custom_parameters: dict[str, str] | None = None
     media_format: MediaFormat = MediaFormat()
     stream_id: str = ""
+
+    @property
+    def parameters(self) -> dict[str, str]:
+        """``custom_parameters``, ``{}`` when absent (where a one-time stream token travels)."""
+        return self.custom_parameters or {}
 
 
 class Media(msgspec.Struct, frozen=True, gc=False):
@@ -163,16 +172,16 @@ class Mark(msgspec.Struct, frozen=True):
 class Error(msgspec.Struct, frozen=True):
     """Telnyx reports a streaming error (often about a frame *we* sent)."""
 
-    code: int | str = 0
-    title: str = ""
-    detail: str = ""
+    code: int | str | None = None
+    title: str | None = None
+    detail: str | None = None
 
 
 class Stop(msgspec.Struct, frozen=True):
     """The stream ended (hang-up, ``streaming_stop``)."""
 
-    user_id: str = ""
-    call_control_id: str = ""
+    user_id: str | None = None
+    call_control_id: str | None = None
 
 
 class Unknown(msgspec.Struct, frozen=True):
