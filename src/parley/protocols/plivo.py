@@ -26,6 +26,12 @@ Plivo's stream SDK for Java, ``StopEvent``/``MediaData``):
 Barge-in: flushed checkpoints never echo, so a ``playedStream`` always means played
 (``PlaybackTracker(flushed_marks_echo=False)``) and ``clearedAudio`` is the moment to
 forget the rest (``tracker.cleared()``).
+
+A shell, per frame: ``Media`` → ``stream.audio(media)``; ``PlayedStream`` →
+``tracker.echo(name)``; ``ClearedAudio`` → ``tracker.cleared()``; ``DTMF`` →
+``as_event()``; ``Stop`` → hang up. Out: ``media(piece)`` then
+``mark(tracker.add(len(piece), response_id))`` per chunk (any length); barge-in:
+``tracker.clear()`` and send ``clear()``. The one-time token: ``start.headers``.
 """
 
 from __future__ import annotations

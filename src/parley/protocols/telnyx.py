@@ -28,6 +28,13 @@ TeXML ``<Stream>``, developers.telnyx.com/docs/voice/programmable-voice/texml-ve
   worse than a 20 ms gap), as does audio of another track (``both_tracks``).
 
 Malformed or out-of-order frames raise ``RemoteProtocolError`` with a ``code``.
+
+A shell, per frame: ``Media`` → ``stream.audio(media)`` (in ``input_format``);
+``Mark`` → ``tracker.echo(name)`` with ``PlaybackTracker(bytes_per_ms=
+output_format.frame_bytes(1))``; ``DTMF`` → ``as_event()``; ``Stop`` → hang up;
+anything else is ignored. Out: ``for piece in stream.chunks(audio)``: send
+``media(piece)`` then ``mark(tracker.add(len(piece), response_id))``; barge-in:
+``tracker.clear()`` and send ``clear()``.
 """
 
 from __future__ import annotations

@@ -31,6 +31,13 @@ Not documented, so decided here: whether a clear makes pending notifies echo. Th
 tracker for Vonage should count such echoes as flushed (``flushed_marks_echo=True``,
 under-reporting rather than over-reporting what was heard) and call ``cleared()``
 on ``websocket:cleared``.
+
+A shell, per frame: ``Media`` → its ``payload`` (PCM16 at ``sample_rate``);
+``Notify`` → ``tracker.echo(event.name)`` with ``PlaybackTracker(bytes_per_ms=
+frame_bytes // 20)``; ``Cleared`` → ``tracker.cleared()``; ``DTMF`` → ``as_event()``;
+the socket closing is the hang-up. Out: send each of ``media(audio)`` as binary,
+then ``mark(tracker.add(n_bytes, response_id))`` as text; when the output pauses,
+send ``flush_audio()`` (and its mark). Barge-in: ``tracker.clear()``, send ``clear()``.
 """
 
 from __future__ import annotations
