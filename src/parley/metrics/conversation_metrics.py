@@ -34,7 +34,8 @@ class TurnFigures:
     reply audio leaving the server (the engine's own figure when it reports one, as
     the cascade does, which then includes the end-of-turn wait). ``played_…`` is the
     same span to when the caller started *hearing* the reply, from the first playback
-    report (Twilio mark echo): heard start = report time − ms played.
+    report (Twilio mark echo): heard start = report time − ms played. Figures the
+    meter computes are rounded to 0.1 ms.
     """
 
     index: int
@@ -97,7 +98,8 @@ class ConversationMetrics:
     The latency fields are the *latest* turn's (``None`` where not measured); the
     counts and times are the call's so far. ``talk_ratio`` is the caller's share of
     the talk time, caller / (caller + agent), ``None`` before anyone spoke.
-    ``estimated_cost`` (USD) is ``None`` unless costs are tracked, ``engagement_score``
+    ``estimated_cost`` (USD, rounded to a millionth; ``cost`` has the parts unrounded) is
+    ``None`` unless costs are tracked, ``engagement_score``
     (0..1, :mod:`parley.metrics.engagement`) unless engagement is. ``latency`` (p50/p90
     per figure over the turns) and ``turn_figures`` are filled in the final summary
     only, so that a per-turn snapshot stays cheap.

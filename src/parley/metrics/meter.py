@@ -376,11 +376,11 @@ class CallMeter:
         rep = turn.reported
         v2v = rep.voice_to_voice_ms if rep is not None else None
         if v2v is None and turn.first_audio_at is not None and turn.speech_ended_at is not None:
-            v2v = (turn.first_audio_at - turn.speech_ended_at) * 1000.0
+            v2v = round((turn.first_audio_at - turn.speech_ended_at) * 1000.0, 1)
         ttft = rep.llm_first_token_ms if rep is not None else None
         started, first = turn.response_started_at, turn.first_output_at
         if rep is None and started is not None and first is not None:
-            ttft = (first - started) * 1000.0  # no engine figure: time to first output
+            ttft = round((first - started) * 1000.0, 1)  # no engine figure: to first output
         audio_ms = self._audio_ms if turn.response_id == self._audio_rid else 0.0
         figures = TurnFigures(
             index=len(self._turns),
@@ -489,7 +489,7 @@ class CallMeter:
             agent_talk_ms=self._agent_ms,
             talk_ratio=ratio,
             duration_ms=duration_ms,
-            estimated_cost=cost.total if cost is not None else None,
+            estimated_cost=round(cost.total, 6) if cost is not None else None,
             engagement_score=engagement,
             engine=self._engine,
             errors=self._errors,
@@ -541,7 +541,7 @@ class CallMeter:
 def _played(v2v: float | None, first_audio_at: float | None, heard_at: float) -> float | None:
     if v2v is None or first_audio_at is None:
         return None
-    return v2v + (heard_at - first_audio_at) * 1000.0
+    return round(v2v + (heard_at - first_audio_at) * 1000.0, 1)
 
 
 _HANDLERS: dict[type, Callable[[CallMeter, Any, float], ConversationMetrics | None]] = {

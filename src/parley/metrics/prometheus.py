@@ -173,8 +173,8 @@ class MetricsRegistry:
         self._live.dec()
         if summary.dropped_audio_chunks:
             self._dropped.inc(summary.dropped_audio_chunks)
-        if summary.estimated_cost:
-            self._cost.inc(summary.estimated_cost)
+        if summary.cost is not None and summary.cost.total > 0:
+            self._cost.inc(summary.cost.total)
 
     # -- other inputs -----------------------------------------------------------------------
 
