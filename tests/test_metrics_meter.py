@@ -290,3 +290,14 @@ def test_an_audio_chunk_allocates_nothing_that_stays() -> None:
     assert after - before < 1024
     assert peak - before < 4096
     assert meter.snapshot(100.0).agent_talk_ms == pytest.approx(5001 * 20.0)
+
+
+def test_turn_metrics_after_the_reply_ended_fill_in_its_figures() -> None:
+    s = Script()
+    s.say(1.0).reply(after=0.5, seconds=0.5)
+    s.at(TurnMetrics(0, 640.0, 200.0, 110.0, 230.0, 70.0))
+    meter = CallMeter("c", s.start)
+    (snap,) = run(s, meter)
+    assert snap.stt_ms is None  # the snapshot went out before the report
+    fig = meter.turns[0]
+    assert (fig.voice_to_voice_ms, fig.stt_ms, fig.tts_first_byte_ms) == (640.0, 110.0, 70.0)

@@ -305,6 +305,16 @@ class CallMeter:
     def _on_turn_metrics(self, event: TurnMetrics, at: float) -> None:
         if self._last_replying is not None:
             self._last_replying.reported = event
+        elif self._turns:  # the engine reported after the reply ended: fill in the gaps
+            fig = self._turns[-1]
+            self._turns[-1] = dataclasses.replace(
+                fig,
+                voice_to_voice_ms=event.voice_to_voice_ms or fig.voice_to_voice_ms,
+                end_of_turn_ms=event.end_of_turn_ms,
+                stt_ms=event.stt_ms,
+                llm_first_token_ms=event.llm_first_token_ms or fig.llm_first_token_ms,
+                tts_first_byte_ms=event.tts_first_byte_ms,
+            )
 
     def _on_interrupted(self, event: Interrupted, at: float) -> None:
         self._interruptions += 1
