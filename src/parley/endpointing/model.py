@@ -124,8 +124,7 @@ def eagerness_config(eagerness: str | None, base: EndOfTurnConfig | None = None)
     ``base`` keeps its signal weights (e.g. Smart Turn switched on) and takes the
     eagerness' waits and thresholds.
     """
-    curves: dict[str, EndOfTurnConfig] = dict(EAGERNESS)
-    curve = curves.get(eagerness or "auto", EAGERNESS["auto"])
+    curve = next((c for k, c in EAGERNESS.items() if k == eagerness), EAGERNESS["auto"])
     if base is None:
         return curve
     return replace(
