@@ -1,0 +1,139 @@
+"""Whisper ``tiny.en`` with its encoder window cut to the utterance: the transcript sooner.
+
+faster-whisper pads every input to Whisper's 30 s window, so a 2 s utterance costs
+as much encoder time as a 30 s one (~330 ms of the ~450 ms a call takes on 2
+cores). CTranslate2's Whisper encoder also takes a shorter mel window, and its cost
+scales with the window. :class:`QuickWhisperSTT` feeds the utterance's own mel
+frames (plus ``pad_s`` of silence, at least ``min_window_s``) straight to
+``ctranslate2.models.Whisper.generate`` with greedy decoding — the same bundled
+model, loaded once and shared with :class:`~parley.providers.whisper.WhisperSTT`.
+
+Measured by ``bench/turns.py`` (2 cores, shared and noisy; ``stt_candidates``):
+see that bench's docstring for latency, CPU per call and agreement with the full
+30 s window (Whisper tiny.en, the accuracy reference). Why this and not another
+recogniser: no package on the index that installs with its English weights inside
+was found (Moonshine's wheels — ``moonshine-voice``, ``useful-moonshine-onnx``,
+``moonshine-lite`` — download their weights at run time; ``sherpa-onnx`` and
+``vosk`` ship no English model), and a shorter window keeps Whisper's accuracy
+within a word on utterances of the turn-taking corpus.
+
+``no_speech_prob`` comes back with each result (Whisper's own "this was not
+speech" score), which the barge-in policy uses to tell a cough from a word.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from parley.errors import LocalProtocolError, ProviderError
+from parley.providers.models import run_blocking
+from parley.providers.seams import Transcript
+from parley.providers.whisper import WhisperSTT
+
+__all__ = ["QuickResult", "QuickWhisperSTT"]
+
+_RATE = 16000
+_FRAMES_PER_S = 100  # Whisper mel hop: 10 ms
+_MAX_FRAMES = 3000  # the model's 30 s window
+
+
+@dataclass(frozen=True, slots=True)
+class QuickResult:
+    """A transcript with Whisper's probability that the audio held no speech."""
+
+    transcript: Transcript
+    no_speech_prob: float
+
+
+class QuickWhisperSTT:
+    """The :class:`~parley.providers.seams.STT` seam over Whisper with a short window.
+
+    ``min_window_s`` keeps short inputs from a window so small that Whisper drops
+    words (1.5 s and under lost "then" in "and then eight" on a 4 s utterance; 10 s
+    did not); ``pad_s`` of silence after the audio lets the decoder see an end.
+    """
+
+    def __init__(
+        self,
+        *,
+        cpu_threads: int = 2,
+        model_path: Path | str | None = None,
+        min_window_s: float = 10.0,
+        pad_s: float = 1.0,
+    ) -> None:
+        if not 0.0 < min_window_s <= 30.0:
+            raise ValueError(f"min_window_s must be in (0, 30], not {min_window_s!r}")
+        if not pad_s >= 0.0:
+            raise ValueError(f"pad_s must be ≥ 0, not {pad_s!r}")
+        # The same registry name as WhisperSTT: one model in memory for both.
+        self._whisper = WhisperSTT(cpu_threads=cpu_threads, model_path=model_path)
+        self.model_name = self._whisper.model_name
+        self._min_frames = int(min_window_s * _FRAMES_PER_S)
+        self._pad = int(pad_s * _RATE)
+        self._prompt: list[int] | None = None
+
+    @property
+    def sample_rate(self) -> int:
+        return _RATE
+
+    def _model(self) -> Any:
+        return self._whisper._model()  # one loader, one registry entry
+
+    def transcribe_blocking(self, pcm: bytes) -> QuickResult:
+        """Transcribe PCM16 mono at 16 kHz here and now (blocking: a worker thread)."""
+        if len(pcm) % 2:
+            raise LocalProtocolError(
+                f"PCM16 audio must have an even number of bytes, got {len(pcm)}",
+                code="bad_pcm_length",
+            )
+        audio = np.frombuffer(pcm, dtype="<i2").astype(np.float32) * (1.0 / 32768.0)
+        duration = len(audio) / _RATE
+        if len(audio) == 0:
+            return QuickResult(Transcript(text="", duration_s=0.0), 1.0)
+        model = self._model()
+        import ctranslate2
+
+        audio = np.concatenate([audio, np.zeros(self._pad, np.float32)])
+        feats = model.feature_extractor(audio)  # (80, frames), log-mel as Whisper wants
+        frames = min(_MAX_FRAMES, max(self._min_frames, feats.shape[1]))
+        frames += frames % 2  # the encoder's stride-2 convolution wants an even length
+        window = np.zeros((1, feats.shape[0], frames), np.float32)
+        n = min(frames, feats.shape[1])
+        window[0, :, :n] = feats[:, :n]
+        if self._prompt is None:
+            from faster_whisper.tokenizer import Tokenizer
+
+            tok = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, "transcribe", "en")
+            self._prompt = [*tok.sot_sequence, tok.no_timestamps]
+        # Bound the decode: ~4 tokens/s is fast speech; a hallucination loop stops here.
+        max_length = min(448, len(self._prompt) + 16 + math.ceil(duration * 8))
+        try:
+            result = model.model.generate(
+                ctranslate2.StorageView.from_array(window),
+                [self._prompt],
+                beam_size=1,
+                max_length=max_length,
+                suppress_blank=True,
+                suppress_tokens=[-1],
+                return_no_speech_prob=True,
+            )[0]
+        except RuntimeError as exc:  # CTranslate2 reports its failures as RuntimeError
+            raise ProviderError(f"whisper failed: {exc}", provider="whisper") from exc
+        text = model.hf_tokenizer.decode(result.sequences_ids[0]).strip()
+        return QuickResult(Transcript(text=text, duration_s=duration), float(result.no_speech_prob))
+
+    async def transcribe(self, pcm: bytes) -> Transcript:
+        """The STT seam: transcribe one utterance in the model executor."""
+        return (await run_blocking(self.transcribe_blocking, pcm)).transcript
+
+    async def transcribe_scored(self, pcm: bytes) -> QuickResult:
+        """Like :meth:`transcribe`, with Whisper's no-speech probability."""
+        return await run_blocking(self.transcribe_blocking, pcm)
+
+    async def warmup(self) -> None:
+        await run_blocking(self.transcribe_blocking, bytes(2 * _RATE))
