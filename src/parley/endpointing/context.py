@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from parley.endpointing.estimate import Estimate
-from parley.endpointing.syntax import count_digits, ends_with_number, words
+from parley.endpointing.syntax import count_digits, ends_with_number, syntax_estimate, words
 
 __all__ = ["ExpectKind", "Expectation", "context_estimate", "expectation_from"]
 
@@ -122,6 +122,9 @@ def context_estimate(text: str, expect: Expectation) -> Estimate | None:
     if expect.kind == "yes_no":
         ws = words(text)
         if not ws or len(ws) > 4 or _TRAILING_OFF.search(text):
+            return None
+        syntax = syntax_estimate(text)
+        if syntax is not None and syntax.p_finished < 0.2:  # "Yes, but", "No, and"
             return None
         first = ws[0].strip(".,!")
         if first in _YES_NO_WORDS or " ".join(ws[:2]) in {"of course", "not really", "i do"}:
