@@ -30,8 +30,9 @@ What the engine does with them (phase 2 wires this into the speech front end):
   text); the TurnDetector goes on and the caller's words become the next turn.
 - ``TranscribeBurst`` — transcribe ``audio`` off the loop (``run_blocking``,
   :class:`~parley.providers.quick_whisper.QuickWhisperSTT` gives ``no_speech_prob``)
-  and call :meth:`BargeIn.on_transcript` with the same ``seq``; a stale ``seq`` (the
-  caller spoke again meanwhile) is ignored.
+  and call :meth:`BargeIn.on_transcript` with the same ``seq`` (and its
+  ``no_speech_prob`` / ``avg_logprob``); a stale ``seq`` (the caller spoke again
+  meanwhile) is ignored.
 
 Positions are ms of input audio (frames pushed), like the TurnDetector's.
 Measured by ``bench/bargein.py`` (see there).
@@ -50,6 +51,7 @@ from parley.errors import ConfigError
 
 __all__ = [
     "BACKCHANNELS",
+    "INTERRUPTIONS",
     "BargeIn",
     "BargeInConfig",
     "BargeInDecision",
@@ -75,13 +77,37 @@ BACKCHANNELS = frozenset(
 _PHRASES = frozenset(
     {"i see", "got it", "all right", "of course", "that's right", "makes sense", "uh huh", "oh ok"}
 )
+#: Words that open an interruption: a short burst holding one is a barge-in even
+#: when Whisper is unsure of it.
+INTERRUPTIONS = frozenset(
+    """
+    no not nope stop wait hold hang sorry excuse pardon actually what hello hey but
+    cancel sec second moment minute listen
+    """.split()  # noqa: SIM905
+)
 _WORD = re.compile(r"[a-z']+(?:-[a-z']+)*")
 # What Whisper writes for sounds that are not words.
 _NON_SPEECH = re.compile(r"^\W*([\[(][^\])]*[\])]\W*)*$")
 
 
-def classify_burst(text: str, no_speech_prob: float = 0.0, *, no_speech: float = 0.6) -> BurstKind:
-    """What a short burst of caller sound was, from its transcript."""
+def classify_burst(
+    text: str,
+    no_speech_prob: float = 0.0,
+    avg_logprob: float | None = None,
+    *,
+    no_speech: float = 0.6,
+    unsure_logprob: float = -0.9,
+) -> BurstKind:
+    """What a short burst of caller sound was, from its transcript.
+
+    No words, or Whisper sure it was not speech: noise. Only acknowledgement words:
+    a backchannel. A word that opens an interruption ("no", "wait", "sorry", …):
+    speech. Up to three other words decoded with an average log-probability below
+    ``unsure_logprob``, or nothing but spelled letters ("M. H. N."): a mumble — what
+    tiny.en makes of a hummed "mm-hmm" ("in a month", "and make them", "here" at
+    -1.0 to -1.4, where its real words decode at -0.2 to -0.85) — counted as a
+    backchannel. Anything else: speech.
+    """
     if no_speech_prob >= no_speech or _NON_SPEECH.match(text.strip()):
         return "noise"
     ws = _WORD.findall(text.lower())
@@ -89,6 +115,18 @@ def classify_burst(text: str, no_speech_prob: float = 0.0, *, no_speech: float =
         return "noise"
     if len(ws) > 4:
         return "speech"
+    if _only_backchannels(ws):
+        return "backchannel"
+    if any(w in INTERRUPTIONS for w in ws):
+        return "speech"
+    if len(ws) <= 3 and avg_logprob is not None and avg_logprob < unsure_logprob:
+        return "backchannel"
+    if all(len(w) == 1 and w not in {"i", "a"} for w in ws):
+        return "backchannel"
+    return "speech"
+
+
+def _only_backchannels(ws: list[str]) -> bool:
     k = 0
     while k < len(ws):  # greedy: two-word phrases first
         if k + 1 < len(ws) and f"{ws[k]} {ws[k + 1]}" in _PHRASES:
@@ -96,8 +134,8 @@ def classify_burst(text: str, no_speech_prob: float = 0.0, *, no_speech: float =
         elif ws[k] in BACKCHANNELS:
             k += 1
         else:
-            return "speech"
-    return "backchannel"
+            return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +150,7 @@ class BargeInConfig:
     max_pause_ms: float = 1_500.0  # never hold the reply paused longer than this
     prefix_ms: float = 160.0  # audio before the onset given to TranscribeBurst
     no_speech: float = 0.6  # Whisper no_speech_prob at or above which a burst is noise
+    unsure_logprob: float = -0.9  # a short decode less sure than this is a mumble
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold <= 1.0:
@@ -274,12 +313,19 @@ class BargeIn:
         return None
 
     def on_transcript(
-        self, seq: int, text: str, no_speech_prob: float = 0.0
+        self, seq: int, text: str, no_speech_prob: float = 0.0, avg_logprob: float | None = None
     ) -> ResumeOutput | StopOutput | None:
         """The answer to a :class:`TranscribeBurst`; ``None`` if it is stale."""
         if seq != self._seq or self._state is not _State.JUDGING:
             return None
-        kind = classify_burst(text, no_speech_prob, no_speech=self.config.no_speech)
+        cfg = self.config
+        kind = classify_burst(
+            text,
+            no_speech_prob,
+            avg_logprob,
+            no_speech=cfg.no_speech,
+            unsure_logprob=cfg.unsure_logprob,
+        )
         if kind == "speech":
             return self._stop("words", text)
         self._reset_burst()

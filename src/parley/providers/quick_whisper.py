@@ -17,8 +17,11 @@ was found (Moonshine's wheels — ``moonshine-voice``, ``useful-moonshine-onnx``
 ``vosk`` ship no English model), and a shorter window keeps Whisper's accuracy
 within a word on utterances of the turn-taking corpus.
 
-``no_speech_prob`` comes back with each result (Whisper's own "this was not
-speech" score), which the barge-in policy uses to tell a cough from a word.
+``no_speech_prob`` (Whisper's own "this was not speech" score) and ``avg_logprob``
+(how sure the decode was) come back with each result: the barge-in policy uses
+them to tell a cough or a hummed "mm-hmm" (which tiny.en writes as "in a month",
+"M. H. N." or "them", at an average log-probability around -2 to -3) from a word
+("No.", "Stop." decode at -0.4 to -0.8).
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ class QuickResult:
 
     transcript: Transcript
     no_speech_prob: float
+    avg_logprob: float = 0.0  # the decode's length-normalised log-probability
 
 
 class QuickWhisperSTT:
@@ -94,7 +98,7 @@ class QuickWhisperSTT:
         audio = np.frombuffer(pcm, dtype="<i2").astype(np.float32) * (1.0 / 32768.0)
         duration = len(audio) / _RATE
         if len(audio) == 0:
-            return QuickResult(Transcript(text="", duration_s=0.0), 1.0)
+            return QuickResult(Transcript(text="", duration_s=0.0), 1.0, 0.0)
         model = self._model()
         import ctranslate2
 
@@ -121,11 +125,16 @@ class QuickWhisperSTT:
                 suppress_blank=True,
                 suppress_tokens=[-1],
                 return_no_speech_prob=True,
+                return_scores=True,
             )[0]
         except RuntimeError as exc:  # CTranslate2 reports its failures as RuntimeError
             raise ProviderError(f"whisper failed: {exc}", provider="whisper") from exc
         text = model.hf_tokenizer.decode(result.sequences_ids[0]).strip()
-        return QuickResult(Transcript(text=text, duration_s=duration), float(result.no_speech_prob))
+        return QuickResult(
+            Transcript(text=text, duration_s=duration),
+            float(result.no_speech_prob),
+            float(result.scores[0]) if result.scores else 0.0,
+        )
 
     async def transcribe(self, pcm: bytes) -> Transcript:
         """The STT seam: transcribe one utterance in the model executor."""
