@@ -265,6 +265,15 @@ def test_a_phase_collecting_a_phone_number_waits_for_the_digits() -> None:
     assert waits == {900.0, 1000.0}
 
 
+def test_the_detector_waits_the_pending_wait_until_the_transcript_is_in() -> None:
+    from parley.turns import TurnConfig
+
+    model = EndOfTurn(eagerness_config("low"))
+    turn = model.turn_config(TurnConfig(threshold=0.6))
+    assert turn.end_of_turn_silence_ms == EAGERNESS["low"].pending_ms == model.pending_ms
+    assert turn.threshold == 0.6
+
+
 def test_endpoint_policy_routes_to_the_model() -> None:
     policy = EndpointPolicy(EndpointConfig(mode="model"))
     assert policy.enabled

@@ -42,6 +42,7 @@ from parley.endpointing.context import Expectation, context_estimate, expectatio
 from parley.endpointing.estimate import Estimate, combine
 from parley.endpointing.syntax import syntax_estimate
 from parley.errors import ConfigError
+from parley.turns import TurnConfig
 
 __all__ = [
     "EAGERNESS",
@@ -198,6 +199,11 @@ class EndOfTurn:
     def pending_ms(self) -> float:
         """The acoustic wait until a transcript is in (TurnConfig.end_of_turn_silence_ms)."""
         return self.config.pending_ms
+
+    def turn_config(self, base: TurnConfig | None = None) -> TurnConfig:
+        """``base`` (default ``TurnConfig()``) with this model's pending wait: what the
+        TurnDetector should run with when this model sets the waits."""
+        return replace(base or TurnConfig(), end_of_turn_silence_ms=self.config.pending_ms)
 
     def signals(self, inp: EndOfTurnInput) -> list[tuple[str, Estimate]]:
         """Each signal's opinion, already weighted by the config (silent ones left out)."""
