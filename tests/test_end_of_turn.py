@@ -208,7 +208,7 @@ def test_wait_follows_the_estimate() -> None:
     ("kwargs", "field"),
     [
         ({"short_ms": 0.0}, "short_ms"),
-        ({"short_ms": 900.0}, "unsure_ms"),
+        ({"short_ms": 1200.0}, "unsure_ms"),
         ({"p_high": 0.4}, "p_high"),
         ({"audio_weight": -1.0}, "audio_weight"),
         ({"pending_ms": float("nan")}, "pending_ms"),

@@ -11,6 +11,8 @@ against it:
   "what's your phone number?"); once it has them, surely done;
 - yes/no: a short answer that starts with yes/no or a synonym ("Yes.", "No,
   thanks.", "Sure.") is finished, however short;
+- a wh-question asking for a thing ("Which one would you like?", "How many
+  people?"): a short phrase that does not trail off answers it ("The blue one.");
 - email: ending on a domain ending ("dot com") is finished, before it not;
 - otherwise (an open question, no agent turn yet) the context has no opinion.
 
@@ -31,7 +33,7 @@ from parley.endpointing.syntax import count_digits, ends_with_number, syntax_est
 
 __all__ = ["ExpectKind", "Expectation", "context_estimate", "expectation_from"]
 
-ExpectKind = Literal["digits", "email", "yes_no", "date", "open"]
+ExpectKind = Literal["digits", "email", "yes_no", "date", "answer", "open"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +83,10 @@ _YES_NO_WORDS = frozenset(
     """.split()  # noqa: SIM905
 )
 _SENTENCE = re.compile(r"[^.?!]+[.?!]?")
+# "Which one would you like?", "How many people…?": a short phrase answers them.
+_WH_ASK = re.compile(r"^(and )?(which|who|whom|whose|where|when|what|how (many|much|long|old))\b")
+# "How can I help?", "What can I do for you?", "What happened?": they ask for a story.
+_OPEN_ASK = re.compile(r"\b(help|do for you|happened|seems|problem|going on|about)\b")
 _TLD_END = re.compile(
     r"(\.|\bdot\s+)(com|org|net|edu|gov|io|co|uk|us|ca|de|info|biz|me|ai|dev)\W*$", re.I
 )
@@ -101,6 +107,8 @@ def expectation_from(agent_text: str | None) -> Expectation:
             return expect
     if last.endswith("?") and _YES_NO_START.match(last):
         return Expectation("yes_no", None, "yes/no question")
+    if last.endswith("?") and _WH_ASK.match(last) and not _OPEN_ASK.search(last):
+        return Expectation("answer", None, "wh-question")
     # "…, is that right?" / "…, okay?" tag questions ask for a yes or a no too.
     if re.search(r"\b(is that (right|correct|ok|okay)|right|okay|correct)\?$", last):
         return Expectation("yes_no", None, "tag question")
@@ -136,6 +144,13 @@ def context_estimate(text: str, expect: Expectation) -> Estimate | None:
         if len(words(text)) >= 1 and not text.rstrip().endswith("?"):
             return Estimate(0.1, "email not finished yet", weight=1.5)
         return None
+    if expect.kind == "answer":
+        ws = words(text)
+        syntax = syntax_estimate(text)
+        # An entity in progress ("December", "447") or a dangling word is not an answer yet.
+        if not ws or len(ws) > 5 or (syntax is not None and syntax.p_finished < 0.25):
+            return None
+        return Estimate(0.85, "a short answer to the question")
     if expect.kind == "date":
         toks = re.findall(r"\d+|[a-z]+", text.lower())
         if toks and re.fullmatch(r"(1[89]|20)\d\d", toks[-1]):

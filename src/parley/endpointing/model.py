@@ -70,10 +70,10 @@ class EndOfTurnConfig:
     """
 
     short_ms: float = 160.0
-    unsure_ms: float = 704.0
+    unsure_ms: float = 960.0
     long_ms: float = 1504.0
     pending_ms: float = 1504.0
-    p_high: float = 0.8
+    p_high: float = 0.9
     p_low: float = 0.2
     syntax_weight: float = 1.0
     context_weight: float = 1.0
@@ -109,7 +109,7 @@ class EndOfTurnConfig:
 #: soonest and accepts more cut-offs (``bench/turns.py`` measures each).
 EAGERNESS: dict[Eagerness, EndOfTurnConfig] = {
     "low": EndOfTurnConfig(
-        short_ms=320.0, unsure_ms=1024.0, long_ms=2016.0, pending_ms=2016.0, p_high=0.85
+        short_ms=320.0, unsure_ms=1248.0, long_ms=2016.0, pending_ms=2016.0, p_high=0.93
     ),
     "medium": EndOfTurnConfig(),
     "auto": EndOfTurnConfig(),

@@ -48,6 +48,33 @@ _OPENERS = frozenset({"so", "well", "like", "okay", "ok", "right", "now", "and",
 _WANTS_OBJECT = frozenset(
     {"need", "want", "wanted", "like", "wondering", "called", "named", "spelled", "spell"}
 )
+# Verbs that usually take one ("could you send", "I want to order"): less sure.
+_TRANSITIVE = frozenset(
+    """
+    order send check book change buy get add bring give tell make take put find return
+    reach use pick try update move transfer confirm have has had got
+    """.split()  # noqa: SIM905
+)
+# A clause that stops on its subject ("I paid but they", "what plan I'm") or on a
+# question word inside a statement ("I'm not sure what.").
+_SUBJECTS = frozenset(
+    """
+    i we they he she i'm you're we're they're it's that's he's she's there's i've
+    you've we've they've i'll you'll we'll i'd you'd we'd
+    """.split()  # noqa: SIM905
+)
+_WH = frozenset({"what", "which", "who", "how", "why", "when", "where", "whom"})
+# Enough of a verb to tell a clause from a bare noun phrase ("The references.").
+_VERBISH = frozenset(
+    """
+    is are was were am be been being 's 're 'm have has had do does did can could will
+    would shall should may might must need want like get got go went come came know
+    think see saw say said make made take took give gave call called send sent pay paid
+    live lives moved help work works arrived ordered bought broke keep keeps stop stopped
+    cancel check book change please thank thanks let hold
+    """.split()  # noqa: SIM905
+)
+_DETERMINERS = frozenset({"the", "my", "your", "our", "their", "his", "her", "a", "an", "this"})
 _HOLD = re.compile(
     r"\b(let me (think|see|check|find|look)|hold on|hang on|one (moment|second|sec)"
     r"|just a (moment|second|sec)|give me a (moment|second|sec))\W*$",
@@ -142,6 +169,29 @@ def _trailing_group_digits(toks: list[str]) -> int:
     return count_digits(" ".join(reversed(run)))
 
 
+def _gives_email(lowered: str) -> bool:
+    """ "my email is jane…" / "my email addresses, T-Smith" (tiny.en's "address is"),
+    with no domain ending yet (those returned earlier)."""
+    m = re.search(r"\bemail(s| address(es)?| is|'s)\b", lowered)
+    return m is not None and bool(re.search(r"\w", lowered[m.end() :]))
+
+
+def _list_in_progress(text: str) -> bool:
+    """Two or more commas between short items and no "and"/"or" in the last one:
+    "eggs, milk, bread." is a list still being read out."""
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) < 3:
+        return False
+    items = [_TOKEN.findall(p.lower()) for p in parts[1:]]
+    if any(not 1 <= len(i) <= 3 for i in items):
+        return False
+    return not ({"and", "or"} & set(items[-1]))
+
+
+def _is_verbish(word: str) -> bool:
+    return word in _VERBISH or word.endswith(("ed", "ing", "n't", "'s", "'re", "'ll", "'d"))
+
+
 def syntax_estimate(text: str) -> Estimate | None:
     """The transcript's own opinion; ``None`` when there is nothing to read."""
     text = text.strip()
@@ -175,8 +225,14 @@ def syntax_estimate(text: str) -> Estimate | None:
         return Estimate(0.1, "opener alone")
     if last in _OPENERS - {"okay", "ok", "right", "now", "actually"} and prev in {"and", "but"}:
         return Estimate(0.1, f"ends on {prev} {last}")
-    if last in _WANTS_OBJECT and prev not in {"you", "it", "them", "that", "so", "i"}:
+    if last in _WANTS_OBJECT and prev not in {"you", "it", "them", "that", "so", "as"}:
         return Estimate(0.15, f"{last!r} wants an object")
+    if last in _TRANSITIVE and prev in {"to", "you", "i", "can", "could", "we", "they", "please"}:
+        return Estimate(0.3, f"{last!r} usually takes an object")
+    if last in _SUBJECTS or ws[-1].strip(".") in _SUBJECTS:
+        return Estimate(0.1, f"ends on its subject {last!r}")
+    if last in _WH and not _QUESTION.search(text) and len(ws) > 1:
+        return Estimate(0.15, f"ends on {last!r} in a statement")
     if last in _UNIT_WORDS:
         return Estimate(0.1, f"{last!r} wants a number")
     if last in _MONTHS:
@@ -192,6 +248,13 @@ def syntax_estimate(text: str) -> Estimate | None:
         return Estimate(0.45, "ends on a short number")
     if len(last) == 1 and last not in {"i", "a"} and last.isalpha():
         return Estimate(0.15, "spelled letter")
+    if _list_in_progress(text):
+        return Estimate(0.25, "list with no 'and' yet")
+    if _gives_email(lowered):
+        return Estimate(0.12, "email being given")
+    bare = [w.strip(".,!?") for w in ws]
+    if len(bare) <= 4 and bare[0] in _DETERMINERS and not any(_is_verbish(w) for w in bare):
+        return Estimate(0.3, "a bare noun phrase")
     if _QUESTION.search(text):
         return Estimate(0.95, "question")
     if _FINAL.search(text):

@@ -27,6 +27,7 @@ them to tell a cough or a hummed "mm-hmm" (which tiny.en writes as "in a month",
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ __all__ = ["QuickResult", "QuickWhisperSTT"]
 
 _RATE = 16000
 _FRAMES_PER_S = 100  # Whisper mel hop: 10 ms
+_HOP = _RATE // _FRAMES_PER_S
 _MAX_FRAMES = 3000  # the model's 30 s window
 
 
@@ -52,6 +54,20 @@ class QuickResult:
     transcript: Transcript
     no_speech_prob: float
     avg_logprob: float = 0.0  # the decode's length-normalised log-probability
+
+
+def _loops(text: str) -> bool:
+    """A three-word run that comes back later (not just a digit said three times)."""
+    toks = re.findall(r"[a-z0-9']+", text.lower())
+    seen: dict[tuple[str, ...], int] = {}
+    for i in range(len(toks) - 2):
+        gram = tuple(toks[i : i + 3])
+        if len(set(gram)) == 1:
+            continue
+        if gram in seen and i - seen[gram] >= 3:
+            return True
+        seen.setdefault(gram, i)
+    return False
 
 
 class QuickWhisperSTT:
@@ -80,6 +96,7 @@ class QuickWhisperSTT:
         self._min_frames = int(min_window_s * _FRAMES_PER_S)
         self._pad = int(pad_s * _RATE)
         self._prompt: list[int] | None = None
+        self.fallbacks = 0  # decodes redone with the full window (a loop was seen)
 
     @property
     def sample_rate(self) -> int:
@@ -100,25 +117,47 @@ class QuickWhisperSTT:
         if len(audio) == 0:
             return QuickResult(Transcript(text="", duration_s=0.0), 1.0, 0.0)
         model = self._model()
-        import ctranslate2
-
-        audio = np.concatenate([audio, np.zeros(self._pad, np.float32)])
-        feats = model.feature_extractor(audio)  # (80, frames), log-mel as Whisper wants
-        frames = min(_MAX_FRAMES, max(self._min_frames, feats.shape[1]))
+        # Pad the *audio* with silence to the window (not the features with zeros: a zero
+        # log-mel frame is not silence to Whisper, and it hallucinates loops on it).
+        frames = min(_MAX_FRAMES, max(self._min_frames, (len(audio) + self._pad) // _HOP + 1))
         frames += frames % 2  # the encoder's stride-2 convolution wants an even length
-        window = np.zeros((1, feats.shape[0], frames), np.float32)
-        n = min(frames, feats.shape[1])
-        window[0, :, :n] = feats[:, :n]
+        need = frames * _HOP - len(audio)
+        if need > 0:
+            audio = np.concatenate([audio, np.zeros(need, np.float32)])
+        feats = model.feature_extractor(audio)  # (80, ≥ frames) log-mel as Whisper wants
+        window = np.ascontiguousarray(feats[None, :, :frames], dtype=np.float32)
         if self._prompt is None:
             from faster_whisper.tokenizer import Tokenizer
 
             tok = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, "transcribe", "en")
             self._prompt = [*tok.sot_sequence, tok.no_timestamps]
         # Bound the decode: ~4 tokens/s is fast speech; a hallucination loop stops here.
-        max_length = min(448, len(self._prompt) + 16 + math.ceil(duration * 8))
+        max_length = min(448, len(self._prompt) + 8 + math.ceil(duration * 6))
+        result = self._generate(model, window, max_length)
+        text = model.hf_tokenizer.decode(result.sequences_ids[0]).strip()
+        if frames < _MAX_FRAMES and _loops(text):
+            # With a short window tiny.en sometimes repeats itself ("I'm not sure what
+            # I'm not sure what"); the full 30 s window did not on the same audio.
+            self.fallbacks += 1
+            full = np.zeros((1, window.shape[1], _MAX_FRAMES), np.float32)
+            feats = model.feature_extractor(
+                np.concatenate([audio, np.zeros(_MAX_FRAMES * _HOP, np.float32)])
+            )
+            full[0] = feats[:, :_MAX_FRAMES]
+            result = self._generate(model, full, max_length)
+            text = model.hf_tokenizer.decode(result.sequences_ids[0]).strip()
+        return QuickResult(
+            Transcript(text=text, duration_s=duration),
+            float(result.no_speech_prob),
+            float(result.scores[0]) if result.scores else 0.0,
+        )
+
+    def _generate(self, model: Any, window: np.ndarray[Any, Any], max_length: int) -> Any:
+        import ctranslate2
+
         try:
-            result = model.model.generate(
-                ctranslate2.StorageView.from_array(window),
+            return model.model.generate(
+                ctranslate2.StorageView.from_array(np.ascontiguousarray(window)),
                 [self._prompt],
                 beam_size=1,
                 max_length=max_length,
@@ -129,12 +168,6 @@ class QuickWhisperSTT:
             )[0]
         except RuntimeError as exc:  # CTranslate2 reports its failures as RuntimeError
             raise ProviderError(f"whisper failed: {exc}", provider="whisper") from exc
-        text = model.hf_tokenizer.decode(result.sequences_ids[0]).strip()
-        return QuickResult(
-            Transcript(text=text, duration_s=duration),
-            float(result.no_speech_prob),
-            float(result.scores[0]) if result.scores else 0.0,
-        )
 
     async def transcribe(self, pcm: bytes) -> Transcript:
         """The STT seam: transcribe one utterance in the model executor."""
