@@ -136,6 +136,16 @@ def test_classify_burst(text: str, kind: str) -> None:
     assert classify_burst(text, no_speech_prob=0.95) == "noise"
 
 
+def test_a_mumble_whisper_is_unsure_of_is_a_backchannel_unless_it_interrupts() -> None:
+    # What tiny.en wrote for Piper's hummed "mm-hmm" and "mhm", and how sure it was.
+    assert classify_burst("in a month.", 0.1, -1.02) == "backchannel"
+    assert classify_burst("and make them.", 0.1, -1.4) == "backchannel"
+    assert classify_burst("M. H. N.", 0.1, -0.73) == "backchannel"  # spelled letters
+    assert classify_burst("in a month.", 0.1, -0.5) == "speech"  # sure of it: words
+    assert classify_burst("Actually.", 0.1, -1.83) == "speech"  # an interruption word
+    assert classify_burst("Wait.", 0.2, -1.2) == "speech"
+
+
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [
