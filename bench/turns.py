@@ -174,13 +174,16 @@ def simulate(s: Setting, u: Utt, models: dict[str, Timed], line_delay: float) ->
     pending: tuple[float, str, float | None] | None = None
     busy = 0.0
     runs = 0
-    for i, p in enumerate(u.probs):
+    # 2.5 s of silence after the audio, so a 2 s wait (eagerness low) can still end it.
+    probs = [*u.probs, *([0.0] * 80)]
+    pcm = u.pcm + bytes(80 * FRAME_BYTES)
+    for i, p in enumerate(probs):
         if pending is not None and det.position_ms >= pending[0] and s.decide is not None:
             wait = s.decide(pending[1], u.r, pending[2])
             pending = None
             if (e := det.set_end_of_turn_silence(wait)) is not None:
                 ended.append(e)
-        sig = det.push(u.pcm[i * FRAME_BYTES : (i + 1) * FRAME_BYTES], p)
+        sig = det.push(pcm[i * FRAME_BYTES : (i + 1) * FRAME_BYTES], p)
         if sig is None:
             continue
         if isinstance(sig, TurnEnded):
@@ -294,7 +297,16 @@ def settings(grid: bool) -> list[Setting]:
 
 
 def _norm(text: str) -> str:
-    return " ".join(re.findall(r"[a-z0-9']+", text.lower()))
+    """Lower-case words; digit runs joined ("8 0 8" = "808" = "8-08"), since the two
+    decoders group spoken digits differently and that is formatting, not hearing."""
+    words = re.findall(r"[a-z0-9']+", text.lower())
+    out: list[str] = []
+    for w in words:
+        if w.isdigit() and out and out[-1].isdigit():
+            out[-1] += w
+        else:
+            out.append(w)
+    return " ".join(out)
 
 
 def _edits(a: list[str], b: list[str]) -> int:
