@@ -219,11 +219,14 @@ def spoken(
 
 
 def run(
-    sound: Sound, stt: Any, stt_ms: dict[bytes, tuple[str, float, float, float]]
+    sound: Sound,
+    stt: Any,
+    stt_ms: dict[bytes, tuple[str, float, float, float]],
+    config: BargeInConfig | None = None,
 ) -> dict[str, Any]:
     line, line_delay = phone_line(sound.pcm)
     probs = silero(line)
-    policy = BargeIn(BargeInConfig(), RATE, FRAME_BYTES)
+    policy = BargeIn(config or BargeInConfig(), RATE, FRAME_BYTES)
     det = TurnDetector(TurnConfig(), RATE, FRAME_BYTES)
     pending: tuple[float, TranscribeBurst] | None = None
     pause_at = stop_at = resume_at = None
