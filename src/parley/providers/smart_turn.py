@@ -11,7 +11,9 @@ onnxruntime, and fed Whisper log-mel features computed here in numpy.
 
 Off by default (``EndOfTurnConfig.audio_weight=0``): it is trained on human speech,
 and on Piper's voice it rates most mid-sentence pauses as finished; the
-measurement that keeps it off is in ``bench/turns.py``. The engine runs
+measurement that keeps it off is in ``bench/turns.py``: on the held-out half,
+adding it to the model raised early cut-offs from 0.43 to 0.59–0.63 and it alone
+cut 0.83 (``smart-turn-only``), at ~37 ms wall / ~70 ms CPU per call. The engine runs
 :meth:`SmartTurn.p_finished` through ``run_blocking`` (one 8 s encoder pass, tens of
 ms) and passes the number to :class:`~parley.endpointing.model.EndOfTurn`.
 """
