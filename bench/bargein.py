@@ -33,16 +33,16 @@ Split: the word lists and the -0.9 log-probability threshold of
 ``held`` sounds (other backchannels, the same ones at 25 dB SNR, other noises,
 other barge-ins) were not used to change anything.
 
-Last run (busy shared box), held / tune: false barge-ins 4/52 = 7.7 % / 2/52 =
-3.8 % (all backchannels: "Uh huh, yeah." heard as "I hope, yeah.", "Makes sense."
-as "Make sense.", "Okay, okay." outlasting the 800 ms commit, "Mhm" as "and may
-chant"; no cough, knock, breath or line noise stopped the agent — coughs, breaths
-and line noise did not even pause it, some knocks paused it and it resumed); backchannels answered as turns 0; the agent
-held paused p50 544 / 480 ms on a backchannel. Barge-ins: paused p50 80 ms, p90
-96–112 ms after the true onset, 15/16 within 150 ms (max 176–208 ms: "Stop.",
-Silero is late on the plosive), all 16 stopped, the stop decided p50 ~800 ms
-(commit or words). Reference, today's stop at ``SpeechStarted``: 46 % false
-barge-ins, stop p50 176 ms.
+Last run (busy shared box), held / tune: false barge-ins 4/52 = 7.7 % / 2/52 = 3.8 %
+(all backchannels: "Uh huh, yeah." heard as "I hope, yeah.", "Makes sense." as "Make
+sense.", "Okay, okay." outlasting the 800 ms commit, "Mhm" as "and may chant"; no
+cough, knock, breath or line noise stopped the agent — coughs, breaths and line
+noise did not even pause it, some knocks paused it and it resumed); backchannels
+answered as turns 0; the agent held paused p50 544 / 480 ms on a backchannel. Barge-
+ins: paused p50 80 ms, p90 96–112 ms after the true onset, 15/16 within 150 ms (max
+176–208 ms: "Stop.", Silero is late on the plosive), all 16 stopped, the stop
+decided p50 ~800 ms (commit or words). Reference, today's stop at ``SpeechStarted``:
+46 % false barge-ins, stop p50 176 ms.
 
 Run: ``.venv/bin/python bench/bargein.py [--onset-ms 64]`` (about a minute).
 """

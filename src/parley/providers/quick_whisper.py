@@ -13,12 +13,12 @@ p50 90–97 ms and CPU p50 ~146 ms per call, against 346–466 ms and ~475 ms fo
 WhisperSTT on the same audio; the same words on 69–73 % of held-out utterances and
 8.6 word edits per 100 words, mostly digit grouping and a dropped final word on
 either side. In the cascade (``bench/voice_to_voice.py --endpointing model --stt
-quick``) caller-side voice-to-voice p50 413 ms vs 634 ms for today's default. Why this and not another
-recogniser: no package on the index that installs with its English weights inside
-was found (Moonshine's wheels — ``moonshine-voice``, ``useful-moonshine-onnx``,
-``moonshine-lite`` — download their weights at run time; ``sherpa-onnx`` and
-``vosk`` ship no English model), and a shorter window keeps Whisper's accuracy
-within a word on utterances of the turn-taking corpus.
+quick``) caller-side voice-to-voice p50 413 ms vs 634 ms for today's default. Why
+this and not another recogniser: no package on the index that installs with its
+English weights inside was found (Moonshine's wheels — ``moonshine-voice``,
+``useful-moonshine-onnx``, ``moonshine-lite`` — download their weights at run time;
+``sherpa-onnx`` and ``vosk`` ship no English model), and a shorter window keeps
+Whisper's accuracy within a word on utterances of the turn-taking corpus.
 
 ``no_speech_prob`` (Whisper's own "this was not speech" score) and ``avg_logprob``
 (how sure the decode was) come back with each result: the barge-in policy uses
