@@ -12,6 +12,23 @@ engine transcribes speculatively and asks the policy how much silence should end
 - :mod:`~parley.endpointing.rule` — the first three-way rule (:func:`judge`) and
   :class:`EndpointPolicy`, which the engines hold (``mode`` picks rule or model).
 
+Wiring (phase 2; all sans-I/O, nothing here awaits):
+
+- per call: ``model = EndOfTurn(eagerness_config(eagerness))`` and the TurnDetector
+  built with ``model.turn_config(turn_config)`` (its wait until a transcript is in is
+  the model's ``pending_ms``, 1.5 s);
+- at ``SpeechPaused``: transcribe ``signal.audio`` with
+  :class:`~parley.providers.quick_whisper.QuickWhisperSTT` (``run_blocking``); when
+  it is in (and no ``SpeechResumed`` came): ``d = model.decide(EndOfTurnInput(text,
+  pause_ms, last_agent_text=<the agent's last reply as heard>, phase=<the flow
+  phase's PhasePolicy or None>))`` then ``detector.set_end_of_turn_silence(d.wait_ms)``
+  (it may return the ``TurnEnded`` at once); ``d.verdict``/``d.confidence``/
+  ``d.reasons`` go to the turn metrics;
+- ``audio_p_finished`` only if ``EndOfTurnConfig.audio_weight > 0`` (off by default):
+  ``await SmartTurn().p_finished(signal.audio)`` alongside the STT;
+- ``/v1/realtime``: ``semantic_vad`` → ``eagerness_config(td.eagerness)``;
+  ``server_vad`` → the acoustic TurnDetector alone, as the client asked.
+
 Measured on the held-out half of the turn-taking corpus (``bench/turns.py``: 54
 pause utterances, 46 finished ones; Whisper in the loop on the audio clock;
 Twilio-faithful 8 kHz µ-law audio; the resampler's 60 ms counted; two runs on a
