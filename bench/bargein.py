@@ -29,20 +29,27 @@ resampler delay is added to each time. Goals (issue 12): stop ≤ 150 ms after t
 speech onset, ≤ 5 % false barge-ins.
 
 Split: the word lists and the -0.9 log-probability threshold of
-:func:`parley.bargein.classify_burst` were set looking at the ``tune`` sounds;
-``held`` sounds (other backchannels, the same ones at 25 dB SNR, other noises,
-other barge-ins) were not used to change anything.
+:func:`parley.bargein.classify_burst` were set looking at the ``tune`` sounds. The
+``held`` sounds (other backchannels, the same ones at 25 dB SNR, other noises, other
+barge-ins) were then looked at once, and two changes followed from it (commit 800 →
+1,000 ms for doubled backchannels; "make sense"; a long burst whose transcript is
+late stops at the timeout instead of resuming): so ``held`` is no longer clean, and
+``held2`` (every word of both lists at new rates 0.85 and 1.2 with 30 dB noise, new
+noises) is the honest figure.
 
-Last run (busy shared box), held / tune: false barge-ins 4/52 = 7.7 % / 2/52 = 3.8 %
-(all backchannels: "Uh huh, yeah." heard as "I hope, yeah.", "Makes sense." as "Make
-sense.", "Okay, okay." outlasting the 800 ms commit, "Mhm" as "and may chant"; no
-cough, knock, breath or line noise stopped the agent — coughs, breaths and line
-noise did not even pause it, some knocks paused it and it resumed); backchannels
-answered as turns 0; the agent held paused p50 544 / 480 ms on a backchannel. Barge-
-ins: paused p50 80 ms, p90 96–112 ms after the true onset, 15/16 within 150 ms (max
-176–208 ms: "Stop.", Silero is late on the plosive), all 16 stopped, the stop
-decided p50 ~800 ms (commit or words). Reference, today's stop at ``SpeechStarted``:
-46 % false barge-ins, stop p50 176 ms.
+Last run (busy shared box), tune / held / held2: false barge-ins 2/52 = 3.8 % / 1/52
+= 1.9 % / 7/76 = 9.2 % — all backchannels (tiny.en hears Piper's hummed "mhm",
+"mm", "hmm" as "and make sure that you can…", "Amen.", "them."; "uh huh, yeah" as "I
+hope, yeah."; "Sure thing." is not in the word lists); no cough, knock, breath or
+line noise ever stopped the agent (coughs, breaths and line noise did not even pause
+it; some knocks paused it and it resumed). Backchannels answered as turns: 0. The
+agent is held paused p50 530–640 ms, p90 700–1,020 ms on a backchannel (what the
+caller hears: a gap, then the reply goes on). Barge-ins: paused p50 80 ms, p90
+96–112 ms after the true onset, 15/16 and 25/26 within 150 ms (the one over is
+"Stop.", 176–208 ms: Silero is late on the plosive); all stopped (16/16, 16/16,
+26/26), the stop decided p50 0.85–1.1 s after the onset (commit or words; the reply
+is already paused by then). Reference, today's stop at ``SpeechStarted``: 46–63 %
+false barge-ins, stop p50 176 ms. Burst STT p50 74 ms, p90 151 ms.
 
 Run: ``.venv/bin/python bench/bargein.py [--onset-ms 64]`` (about a minute).
 """
@@ -360,6 +367,11 @@ def main() -> None:
     held = spoken(HELD_BARGE_INS, "barge_in", (1.0,)) + spoken(
         BARGE_INS[:6], "barge_in", (1.1,), snr_db=25.0
     )
+    # Held out again after the commit_ms change made looking at "held": the words of
+    # both lists at rates and noise never used before.
+    words = BACKCHANNELS + HELD_BACKCHANNELS
+    held2_not = noises(29) + spoken(words, "backchannel", (0.85, 1.2), snr_db=30.0)
+    held2 = spoken(BARGE_INS + HELD_BARGE_INS, "barge_in", (0.85,), snr_db=30.0)
     t1 = time.perf_counter()
     cache: dict[bytes, tuple[str, float, float, float]] = {}
 
@@ -368,6 +380,7 @@ def main() -> None:
 
     rows_tune = (go(tune_not), go(tune))
     rows_held = (go(held_not), go(held))
+    rows_held2 = (go(held2_not), go(held2))
     t2 = time.perf_counter()
     out = {
         "bench": "bargein",
@@ -375,10 +388,12 @@ def main() -> None:
         "line": "16k -> 8k mu-law 20 ms -> decode -> StreamResampler(8000, 16000)",
         "goals": {"pause_after_onset_ms_max": 150, "false_barge_in_rate_max": 0.05},
         "held": report(*rows_held),
+        "held2": report(*rows_held2),
         "tune": report(*rows_tune),
         "burst_stt_ms_p50": pct([v[3] for v in cache.values()], 50),
         "burst_stt_ms_p90": pct([v[3] for v in cache.values()], 90),
         "per_sound_held": rows_held[0] + rows_held[1],
+        "per_sound_held2": rows_held2[0] + rows_held2[1],
         "seconds": {"make": round(t1 - t0, 1), "run": round(t2 - t1, 1)},
     }
     sys.stdout.write(json.dumps(out) + "\n")

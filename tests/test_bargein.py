@@ -23,8 +23,10 @@ from speech import silence_16k, speak_16k
 RATE = 16_000
 FRAME = 512  # 32 ms
 FRAME_BYTES = FRAME * 2
-# onset 2 frames, commit 10, end silence 3, max pause 20, prefix 2.
-CFG = BargeInConfig(onset_ms=64, commit_ms=320, end_silence_ms=96, max_pause_ms=640, prefix_ms=64)
+# onset 2 frames, commit 10, end silence 3, max pause 20, prefix 2, long burst 10.
+CFG = BargeInConfig(
+    onset_ms=64, commit_ms=320, end_silence_ms=96, max_pause_ms=640, prefix_ms=64, long_burst_ms=320
+)
 
 
 def frame(i: int) -> bytes:
@@ -105,6 +107,16 @@ def test_an_unanswered_pause_times_out() -> None:
     # Speech that wobbles around the thresholds for the whole pause: stop.
     talking = BargeIn(replace_commit(CFG, 10_000), RATE, FRAME_BYTES)
     out = run(talking, [0.9, 0.9] + [0.9, 0.0] * 12)
+    assert isinstance(out[-1][1], StopOutput) and out[-1][1].reason == "timeout"
+
+
+def test_a_long_burst_with_its_transcript_late_is_a_barge_in_at_the_timeout() -> None:
+    # Words with gaps ("Hey, listen."): the commit counts speech only, the transcript is
+    # still on its way when the pause runs out — the caller talked: stop, not resume.
+    cfg = replace_commit(CFG, 10_000)
+    policy = BargeIn(cfg, RATE, FRAME_BYTES)
+    speech = ([0.9] * 4 + [0.0] * 2) * 3  # 12 speech frames = 384 ms ≥ long_burst 320
+    out = run(policy, speech + [0.0] * 8)
     assert isinstance(out[-1][1], StopOutput) and out[-1][1].reason == "timeout"
 
 

@@ -15,7 +15,8 @@ the engine acts on::
         noise (no words, Whisper says no speech) ──▶ ResumeOutput(reason="noise")
         a backchannel ("mm-hmm", "yeah", "okay", "right", …) ──▶ ResumeOutput("backchannel")
         anything else ("wait", "no, the other one") ──▶ StopOutput
-    paused ≥ max_pause_ms with no answer ──▶ StopOutput if the caller is still talking,
+    paused ≥ max_pause_ms with no answer ──▶ StopOutput if the caller is still talking
+                                             or said ≥ long_burst_ms of speech,
                                              else ResumeOutput(reason="timeout")
 
 What the engine does with them (phase 2 wires this into the speech front end):
@@ -75,7 +76,17 @@ BACKCHANNELS = frozenset(
     """.split()  # noqa: SIM905 (a word list reads better as text)
 )
 _PHRASES = frozenset(
-    {"i see", "got it", "all right", "of course", "that's right", "makes sense", "uh huh", "oh ok"}
+    {
+        "i see",
+        "got it",
+        "all right",
+        "of course",
+        "that's right",
+        "makes sense",
+        "make sense",
+        "uh huh",
+        "oh ok",
+    }
 )
 #: Words that open an interruption: a short burst holding one is a barge-in even
 #: when Whisper is unsure of it.
@@ -145,9 +156,12 @@ class BargeInConfig:
     threshold: float = 0.5
     stop_threshold: float = 0.35
     onset_ms: float = 64.0  # speech this long while the agent talks → PauseOutput
-    commit_ms: float = 800.0  # speech since the onset this long → StopOutput
+    # Speech since the onset this long → StopOutput. 800 ms stopped on a doubled
+    # backchannel ("Okay, okay." runs ~900 ms); the reply is paused anyway meanwhile.
+    commit_ms: float = 1_000.0
     end_silence_ms: float = 160.0  # a burst is over after this much silence
     max_pause_ms: float = 1_500.0  # never hold the reply paused longer than this
+    long_burst_ms: float = 480.0  # at that timeout, this much speech means a barge-in
     prefix_ms: float = 160.0  # audio before the onset given to TranscribeBurst
     no_speech: float = 0.6  # Whisper no_speech_prob at or above which a burst is noise
     unsure_logprob: float = -0.9  # a short decode less sure than this is a mumble
@@ -226,6 +240,7 @@ class BargeIn:
         self._commit = self._frames(config.commit_ms)
         self._end_silence = max(1, self._frames(config.end_silence_ms))
         self._max_pause = self._frames(config.max_pause_ms)
+        self._long_burst = self._frames(config.long_burst_ms)
         self._ring: deque[bytes] = deque(maxlen=max(1, self._frames(config.prefix_ms)))
         self._pos = 0
         self._seq = 0
@@ -302,7 +317,10 @@ class BargeIn:
         if self._speech >= self._commit:
             return self._stop("commit")
         if self._pos - self._paused_at >= self._max_pause:
-            if self._state is _State.PAUSED and self._silence < self._end_silence:
+            # Undecided for max_pause_ms: still talking, or talked at length (words
+            # with gaps between them, whose transcript is late) is a barge-in.
+            talking = self._state is _State.PAUSED and self._silence < self._end_silence
+            if talking or self._speech >= self._long_burst:
                 return self._stop("timeout")
             self._reset_burst()
             return ResumeOutput(self._ms(self._pos), "timeout")
