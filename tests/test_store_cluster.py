@@ -124,7 +124,7 @@ async def test_timeout_when_the_holder_does_not_answer(redis_url: str) -> None:
     try:
         t0 = time.monotonic()
         with pytest.raises(CommandTimeout):
-            await asker.router.send(Command("live_state", "S-1"), timeout=0.2)
+            await asker.router.send(Command("live_state", "S-1"), wait_seconds=0.2)
         assert time.monotonic() - t0 < 1.0
     finally:
         stuck.set()
@@ -232,3 +232,22 @@ async def test_twilio_tokens_single_use_across_processes_and_restarts(redis_url:
     other_process = SingleUseTwilioTokens(TwilioTokens("auth-token-secret"), mem.once)
     with pytest.raises(AuthError, match="already used"):
         await other_process.check(t2, "CA1")
+
+
+def test_bench_cluster_prints_one_json_line() -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    out = subprocess.run(
+        [sys.executable, str(root / "bench" / "cluster.py"), "--samples", "50", "--warmup", "5"],
+        capture_output=True, text=True, env=env, timeout=60, check=True,
+    )  # fmt: skip
+    lines = out.stdout.strip().splitlines()
+    assert len(lines) == 1
+    result = json.loads(lines[0])
+    assert result["samples"] == 50
+    assert result["cross_node_p50_ms"] > 0 and result["same_node_p50_ms"] > 0

@@ -303,7 +303,7 @@ class NodeBus:
             await self.client.publish(self._reply_channel(sender), json.dumps(reply))
 
     async def request(
-        self, node_id: str, command: Command, *, timeout: float = 2.0
+        self, node_id: str, command: Command, *, wait_seconds: float = 2.0
     ) -> dict[str, Any]:
         """Run ``command`` on ``node_id`` and return its result (or raise its error)."""
         request_id = secrets.token_hex(8)
@@ -322,9 +322,11 @@ class NodeBus:
             if not receivers:
                 raise NodeUnreachable(f"node {node_id} is not listening")
             try:
-                reply = await asyncio.wait_for(future, timeout)
+                reply = await asyncio.wait_for(future, wait_seconds)
             except TimeoutError:
-                raise CommandTimeout(f"node {node_id} did not answer in {timeout:g} s") from None
+                raise CommandTimeout(
+                    f"node {node_id} did not answer in {wait_seconds:g} s"
+                ) from None
         finally:
             self._waiting.pop(request_id, None)
         if reply.get("ok"):
@@ -360,10 +362,10 @@ class ClusterRouter:
     def node_id(self) -> str:
         return self.directory.node_id
 
-    async def send(self, command: Command, *, timeout: float = 2.0) -> dict[str, Any]:
+    async def send(self, command: Command, *, wait_seconds: float = 2.0) -> dict[str, Any]:
         node = await self.directory.locate(command.call_id)
         if node is None:
             raise CallNotFound(f"no live call {command.call_id!r}")
         if node == self.node_id:
             return await self._local(command)
-        return await self.bus.request(node, command, timeout=timeout)
+        return await self.bus.request(node, command, wait_seconds=wait_seconds)
