@@ -1,5 +1,5 @@
-"""The key-value seams of ``parley.store.kv`` on Redis, shared by every node and
-surviving every restart of Parley (not of an unpersisted Redis).
+"""The key-value seams of ``parley.store.kv``, and the context cache, on Redis: shared
+by every node and surviving every restart of Parley (not of an unpersisted Redis).
 
 Keys: ``{p}:once:{key}`` (``SET NX PX``: a claim) and ``{p}:secret:{key}``
 (``SET PX`` / ``GET`` / ``GETDEL``: a short-lived secret). Callers pass hashed keys.
@@ -7,9 +7,13 @@ Keys: ``{p}:once:{key}`` (``SET NX PX``: a claim) and ``{p}:secret:{key}``
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
+from typing import Any
+
 from redis.asyncio import Redis
 
-__all__ = ["RedisKV"]
+__all__ = ["RedisContextCache", "RedisKV"]
 
 
 def _bytes(value: bytes | str | None) -> bytes | None:
@@ -48,6 +52,58 @@ class RedisKV:
 
     async def take(self, key: str) -> bytes | None:
         return _bytes(await self.client.getdel(f"{self.prefix}:secret:{key}"))
+
+    async def aclose(self) -> None:
+        if self._owned:
+            await self.client.aclose()
+
+
+class RedisContextCache:
+    """:class:`~parley.store.cache.ContextCache` on Redis.
+
+    Keys: ``{p}:ctx:{scope}:gen`` (a generation counter) and
+    ``{p}:ctx:{scope}:{gen}:{provider}`` (the JSON value, ``SET EX``). Invalidating a
+    whole scope is one ``INCR``: the old generation's entries are never read again
+    and expire by their TTL.
+    """
+
+    def __init__(
+        self, url: str | None = None, *, client: Redis | None = None, prefix: str = "parley"
+    ) -> None:
+        if client is None:
+            if url is None:
+                raise ValueError("RedisContextCache needs url= or client=")
+            client = Redis.from_url(url)
+        self._owned = url is not None
+        self.client = client
+        self.prefix = prefix
+
+    async def _gen(self, scope: str) -> str:
+        gen = await self.client.get(f"{self.prefix}:ctx:{scope}:gen")
+        return "0" if gen is None else (gen.decode() if isinstance(gen, bytes) else str(gen))
+
+    async def get(self, scope: str, provider: str) -> dict[str, Any] | None:
+        gen = await self._gen(scope)
+        raw = await self.client.get(f"{self.prefix}:ctx:{scope}:{gen}:{provider}")
+        if raw is None:
+            return None
+        value: dict[str, Any] = json.loads(raw)
+        return value
+
+    async def put(
+        self, scope: str, provider: str, value: Mapping[str, Any], ttl_seconds: float
+    ) -> None:
+        gen = await self._gen(scope)
+        body = json.dumps(value, ensure_ascii=False, default=str)
+        key = f"{self.prefix}:ctx:{scope}:{gen}:{provider}"
+        await self.client.set(key, body, px=max(1, round(ttl_seconds * 1000)))
+
+    async def invalidate(self, scope: str, provider: str | None = None) -> None:
+        if provider is None:
+            await self.client.incr(f"{self.prefix}:ctx:{scope}:gen")
+        else:
+            gen = await self._gen(scope)
+            await self.client.delete(f"{self.prefix}:ctx:{scope}:{gen}:{provider}")
 
     async def aclose(self) -> None:
         if self._owned:
