@@ -18,7 +18,7 @@ from parley.security.client_secrets import CLIENT_SECRET_PREFIX, ClientSecrets
 from parley.security.jwt_auth import JWTConfig, JWTVerifier
 from parley.security.principal import (
     ANONYMOUS,
-    ConnectionInfo,
+    ConnectionLike,
     Credentials,
     Principal,
     extract_credentials,
@@ -99,7 +99,7 @@ class Authenticator:
 
     async def authenticate_connection(
         self,
-        conn: ConnectionInfo,
+        conn: ConnectionLike,
         *,
         start_metadata: Mapping[str, str] | None = None,
         allow_query: bool = False,

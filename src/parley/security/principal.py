@@ -16,7 +16,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from typing import Final, Literal, Protocol
 
 from parley.errors import ConfigError
 
@@ -24,6 +24,7 @@ __all__ = [
     "ANONYMOUS",
     "INSECURE_KEY_SUBPROTOCOL",
     "ConnectionInfo",
+    "ConnectionLike",
     "CredentialSource",
     "Credentials",
     "Permission",
@@ -114,14 +115,23 @@ class Credentials:
             raise ConfigError("empty credentials", field="secret")
 
 
+class ConnectionLike(Protocol):
+    """What credential extraction reads from a request or handshake: the switchboard's
+    ``Connection`` fits as it is (lower-case header names, offered subprotocols)."""
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+    @property
+    def subprotocols(self) -> Sequence[str]: ...
+    @property
+    def query(self) -> Mapping[str, str]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class ConnectionInfo:
-    """The part of a request or WebSocket handshake authentication reads.
-
-    ``headers`` have lower-case names (as ASGI gives them); ``subprotocols`` are the
-    ones the client offered, in order. The switchboard's ``Connection`` has these
-    fields under the same names, so it can be passed as it is.
-    """
+    """A :class:`ConnectionLike` of its own, until the switchboard's ``Connection``
+    (and for tests). ``headers`` have lower-case names (as ASGI gives them);
+    ``subprotocols`` are the ones the client offered, in order."""
 
     headers: Mapping[str, str] = field(default_factory=dict)
     subprotocols: Sequence[str] = ()
@@ -135,7 +145,7 @@ def _bearer(value: str) -> str | None:
 
 
 def extract_credentials(
-    conn: ConnectionInfo,
+    conn: ConnectionLike,
     *,
     start_metadata: Mapping[str, str] | None = None,
     allow_query: bool = False,
