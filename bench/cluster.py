@@ -30,10 +30,9 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from cluster_procs import Node, run_node  # noqa: E402
-
-from parley.store.cluster import Command  # noqa: E402
-from parley.testing.redis_server import RedisServer  # noqa: E402
+from cluster_procs import Node, run_node
+from parley.store.cluster import Command
+from parley.testing.redis_server import RedisServer
 
 
 def _pct(values: list[float], q: float) -> float:

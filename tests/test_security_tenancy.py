@@ -67,3 +67,19 @@ def test_list_scope_and_call_ids() -> None:
     assert not shows_call_ids(user)
     assert shows_call_ids(admin)
     assert not shows_call_ids(ANONYMOUS)  # auth off: nobody is an admin on the network
+
+
+def test_refusals_map_to_http_websocket_and_phone() -> None:
+    from parley.errors import AuthError, RateLimited
+    from parley.security.refusals import refusal_for
+
+    r = refusal_for(RateLimited("too many new calls", retry_after=2.2))
+    assert (r.status, r.close_code, r.headers, r.spoken) == (429, 1013, {"retry-after": "3"}, True)
+    assert r.body["error"]["retry_after"] == 3
+    a = refusal_for(AuthError("token expired"))
+    assert (a.status, a.close_code, a.reason) == (401, 1008, "auth_error: token expired")
+    assert a.headers["www-authenticate"].startswith("Bearer")
+    d = refusal_for(Deny(404, "no such conversation"))
+    assert (d.status, d.body["error"]["code"]) == (404, "not_found")
+    long = refusal_for(AuthError("é" * 200))
+    assert len(long.reason.encode()) <= 123
