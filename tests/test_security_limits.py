@@ -64,6 +64,18 @@ async def test_memory_slots_expire_refresh_and_vacate() -> None:
     assert (await lim.occupy("s", "d", 2, 10)).remaining == 1
 
 
+async def test_memory_limiter_forgets_idle_keys_past_its_bound() -> None:
+    clock = Clock()
+    lim = MemoryLimiter(clock=clock, max_keys=2)
+    for i in range(2):
+        await lim.take(f"b{i}", Rate(1, 1.0))
+        await lim.occupy(f"s{i}", "m", 1, 1.0)
+    clock.now += 2  # every bucket is full again, every slot expired
+    await lim.take("b-new", Rate(1, 1.0))
+    await lim.occupy("s-new", "m", 1, 1.0)
+    assert set(lim._buckets) == {"b-new"} and set(lim._slots) == {"s-new"}
+
+
 async def _same_semantics(lim: Limiter, prefix: str) -> None:
     rate = Rate(5, 3600)
     verdicts = [await lim.take(f"{prefix}b", rate) for _ in range(7)]

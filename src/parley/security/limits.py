@@ -110,6 +110,8 @@ class MemoryLimiter:
 
     async def occupy(self, key: str, member: str, limit: int, ttl_seconds: float) -> Verdict:
         now = self._clock()
+        if key not in self._slots and len(self._slots) >= self._max_keys:
+            self._prune_slots(now)
         members = self._slots.setdefault(key, {})
         for m in [m for m, exp in members.items() if exp <= now]:
             del members[m]
@@ -117,6 +119,10 @@ class MemoryLimiter:
             members[member] = now + ttl_seconds
             return Verdict(True, max(0, limit - len(members)))
         return Verdict(False, 0, max(0.0, min(members.values()) - now))
+
+    def _prune_slots(self, now: float) -> None:
+        for k in [k for k, m in self._slots.items() if all(exp <= now for exp in m.values())]:
+            del self._slots[k]
 
     async def vacate(self, key: str, member: str) -> None:
         members = self._slots.get(key)

@@ -32,6 +32,7 @@ from typing import Any, Final, Literal
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
+from redis.exceptions import RedisError
 
 from parley.errors import ParleyError
 from parley.tasks import cancel_and_wait
@@ -154,7 +155,7 @@ class CallDirectory:
             await asyncio.sleep(self.lease_seconds / 3)
             try:
                 await self._beat()
-            except (OSError, ConnectionError) as exc:  # Redis away: the next beat retries
+            except (RedisError, OSError) as exc:  # Redis away: the next beat retries
                 log.warning("lease heartbeat failed: %s", exc)
 
     async def register(self, call_id: str) -> None:
@@ -219,7 +220,7 @@ class CallDirectory:
                 await asyncio.sleep(period)
                 try:
                     await self.reap(on_lost)
-                except (OSError, ConnectionError) as exc:
+                except (RedisError, OSError) as exc:
                     log.warning("reaper: %s", exc)
 
         self._reaper = asyncio.create_task(loop(), name="parley-reaper")
@@ -300,7 +301,10 @@ class NodeBus:
             reply |= {"ok": False, "code": "internal_error", "message": type(exc).__name__}
         sender = data.get("from")
         if isinstance(sender, str):
-            await self.client.publish(self._reply_channel(sender), json.dumps(reply))
+            try:
+                await self.client.publish(self._reply_channel(sender), json.dumps(reply))
+            except (RedisError, OSError) as exc:  # the asker times out; nothing else to do
+                log.warning("bus: reply to %s lost: %s", sender, exc)
 
     async def request(
         self, node_id: str, command: Command, *, wait_seconds: float = 2.0
@@ -344,7 +348,7 @@ class NodeBus:
         for task in list(self._running):
             await cancel_and_wait(task)
         if self._pubsub is not None:
-            with contextlib.suppress(OSError, ConnectionError):
+            with contextlib.suppress(RedisError, OSError):
                 await self._pubsub.unsubscribe()
             await self._pubsub.aclose()  # type: ignore[no-untyped-call]
             self._pubsub = None

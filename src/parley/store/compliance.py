@@ -345,8 +345,8 @@ class RetentionJob:
             while True:
                 try:
                     await self.run_once()
-                except (OSError, ConnectionError) as exc:  # the store is away; next round
-                    log.warning("retention purge failed: %s", exc)
+                except Exception:  # any backend's failure: the job must outlive one round
+                    log.exception("retention purge failed; retrying in %g s", self.every_seconds)
                 await asyncio.sleep(self.every_seconds)
 
         self._task = asyncio.create_task(loop(), name="parley-retention")
