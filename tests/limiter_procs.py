@@ -9,8 +9,17 @@ from parley.security.limits import Rate
 from parley.security.redis_limiter import RedisLimiter
 
 
-async def _hammer(url: str, key: str, rate: Rate, attempts: int, seconds: float) -> int:
+async def _ready(limiter: RedisLimiter, barrier: Any) -> None:
+    # Connected and the script loaded before the barrier, so both start at once.
+    await limiter.take("warmup", Rate(1, 1.0))
+    await asyncio.to_thread(barrier.wait)
+
+
+async def _hammer(
+    url: str, key: str, rate: Rate, attempts: int, seconds: float, barrier: Any
+) -> int:
     limiter = RedisLimiter(url)
+    await _ready(limiter, barrier)
     loop = asyncio.get_running_loop()
     end = loop.time() + seconds
     allowed = n = 0
@@ -25,8 +34,9 @@ async def _hammer(url: str, key: str, rate: Rate, attempts: int, seconds: float)
     return allowed
 
 
-async def _occupy(url: str, key: str, who: str, limit: int, members: int) -> int:
+async def _occupy(url: str, key: str, who: str, limit: int, members: int, barrier: Any) -> int:
     limiter = RedisLimiter(url)
+    await _ready(limiter, barrier)
     got = 0
     try:
         for i in range(members):
@@ -39,10 +49,8 @@ async def _occupy(url: str, key: str, who: str, limit: int, members: int) -> int
 
 def hammer(url: str, key: str, capacity: int, period: float, attempts: int, seconds: float,
            start: Any, out: Any) -> None:  # fmt: skip
-    start.wait()
-    out.put(asyncio.run(_hammer(url, key, Rate(capacity, period), attempts, seconds)))
+    out.put(asyncio.run(_hammer(url, key, Rate(capacity, period), attempts, seconds, start)))
 
 
 def occupy(url: str, key: str, who: str, limit: int, members: int, start: Any, out: Any) -> None:
-    start.wait()
-    out.put(asyncio.run(_occupy(url, key, who, limit, members)))
+    out.put(asyncio.run(_occupy(url, key, who, limit, members, start)))
