@@ -11,8 +11,6 @@ serves one socket on it. The wire is the one of
 
 from __future__ import annotations
 
-import asyncio
-
 from fastapi import APIRouter, WebSocket
 
 from parley.realtime_conversation.adapters.config.env import EnvConfigurationProvider
@@ -27,7 +25,6 @@ __all__ = [
 ]
 
 _engine: ConversationEngine | None = None
-_lock = asyncio.Lock()
 
 
 def set_conversation_engine(engine: ConversationEngine | None) -> None:
@@ -39,12 +36,13 @@ def set_conversation_engine(engine: ConversationEngine | None) -> None:
 async def get_conversation_engine() -> ConversationEngine:
     """The engine of the compatibility routes (see the module docstring)."""
     global _engine
-    async with _lock:
-        if _engine is None:
-            engine = ConversationEngine(EnvConfigurationProvider(prefix="CONV_"))
-            await engine.warmup()
-            _engine = engine
-        return _engine
+    engine = _engine
+    if engine is None:
+        # Made without awaiting, so concurrent first calls share one engine; warming it
+        # twice costs nothing (each model loads once per process).
+        engine = _engine = ConversationEngine(EnvConfigurationProvider(prefix="CONV_"))
+    await engine.warmup()
+    return engine
 
 
 async def websocket_conversation_v2(websocket: WebSocket) -> None:

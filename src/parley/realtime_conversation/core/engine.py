@@ -103,6 +103,7 @@ class ConversationEngine:
         self._pause: PauseDetector | None = None
         self._generator: ResponseGenerator | None = None
         self._middleware: list[tuple[ConversationMiddleware | Middleware, OnError]] = []
+        self._warmed: _Parts | None = None
 
     # -- configuration (the document's methods) ------------------------------------------
 
@@ -192,11 +193,14 @@ class ConversationEngine:
     async def warmup(self) -> None:
         """Load the models before the first conversation: one second of silence through
         the STT engine and one word through the TTS engine (this calls your own
-        engines too, once)."""
+        engines too, once: a second call with the same parts does nothing)."""
         parts = self._parts()
+        if parts == self._warmed:
+            return
         await ProtocolSTT(parts.stt).transcribe(bytes(2 * _STT_RATE))
         async for _ in ProtocolTTS(parts.tts, sample_rate=_STT_RATE).synthesize("Hello."):
             pass
+        self._warmed = parts
 
     # -- a conversation ------------------------------------------------------------------
 
