@@ -864,6 +864,40 @@ async def test_analytics_and_monitoring_example(ear: WhisperSTT) -> None:
     assert analytics.get_error_statistics() == {"total_errors": 0, "error_rate": 0.0, "by_code": {}}
 
 
+async def test_parley_middleware_and_anonymous_callers_in_the_documents_chain() -> None:
+    """Both shapes work: a Parley middleware (PII redaction) runs in the document's
+    chain, before the generator; ``allow_anonymous`` lets a caller without a token in."""
+    from parley.conversation import PIIRedactionMiddleware
+    from realtime_conversation import (
+        ConversationEngine,
+        FastAPIWebSocketAdapter,
+        TokenAuthenticationMiddleware,
+    )
+
+    engine = ConversationEngine()
+    auth = TokenAuthenticationMiddleware({"vip"}, allow_anonymous=True)
+    auth.set_required_permissions({"conversation"})
+    engine.add_middleware(auth)
+    engine.add_middleware(PIIRedactionMiddleware(), on_error="strict")
+    app = FastAPI()
+
+    @app.websocket("/ws/conversation")
+    async def websocket_endpoint(websocket: WebSocket) -> None:
+        await engine.handle_conversation(FastAPIWebSocketAdapter(websocket))
+
+    async with serve(app) as port:
+        async with connect(port) as client:  # anonymous
+            await client.type("Mail me at jane.doe@example.com please")
+            reply = await client.reply()
+        assert reply.done["status"] == "completed" and not reply.of("error")
+        assert "example.com" not in reply.done["text"]
+        assert reply.done["text"].startswith("You said: Mail me at ")
+        async with connect(port, "/ws/conversation?token=intruder") as client:
+            await client.type("hello")
+            (error,) = (await client.reply()).of("error")  # a wrong token is still refused
+        assert error["code"] == "auth_error"
+
+
 # -- Migration from Legacy System -----------------------------------------------------------
 
 

@@ -133,7 +133,9 @@ class FastAPIWebSocketAdapter(WebSocketAdapter):
     """A FastAPI/Starlette ``WebSocket`` for :meth:`ConversationEngine.handle_conversation`.
 
     The endpoint need not accept the socket: the adapter does. ``sample_rate``
-    overrides the engine's ``audio.sample_rate`` for this socket's implied start.
+    overrides the engine's ``audio.sample_rate`` for this socket's implied start. The
+    conversation's events reach the client as the protocol's control messages
+    (``transcript``, ``response_done``, ``error`` …), not through ``on_event``.
     ``receive_audio``/``send_audio``/``send_json`` also work on their own (a loop of
     your own instead of ``handle_conversation``); ``receive_audio`` then returns only
     audio (typed text and playback reports are for the engine).
