@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 import uvicorn
 from fastapi import FastAPI, WebSocket
+from loguru import logger
 from pipecat.frames.frames import Frame, InputAudioRawFrame, OutputAudioRawFrame
 from pipecat.pipeline.pipeline import Pipeline
-from pipecat.pipeline.runner import PipelineRunner
 from pipecat.pipeline.task import PipelineParams, PipelineTask
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.serializers.twilio import TwilioFrameSerializer
@@ -29,6 +30,12 @@ from pipecat.transports.websocket.fastapi import (
     FastAPIWebsocketParams,
     FastAPIWebsocketTransport,
 )
+from pipecat.workers.runner import WorkerRunner
+
+# Pipecat logs every pipeline step at DEBUG through loguru: a server under load would
+# spend its time printing. Warnings and errors only, as for Parley's server.
+logger.remove()
+logger.add(sys.stderr, level="WARNING")
 
 app = FastAPI()
 
@@ -84,7 +91,9 @@ async def stream(websocket: WebSocket) -> None:
     async def on_client_disconnected(transport: object, client: object) -> None:
         await task.cancel()
 
-    await PipelineRunner(handle_sigint=False).run(task)
+    runner = WorkerRunner(handle_sigint=False)
+    await runner.add_workers(task)
+    await runner.run()
 
 
 def main() -> None:
