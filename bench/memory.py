@@ -30,7 +30,7 @@ import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import calls  # noqa: E402 - the server start-up of bench/calls.py
+import calls
 
 GOAL = {"phone_call_kb_max": 150, "realtime_session_kb_max": 256, "base_rss_mb_max": 120}
 
