@@ -3,6 +3,8 @@
     python bench/calls.py --calls 300            # default: 20 s, --workers 2
     python bench/calls.py --calls 1 --duration 10
     python bench/calls.py --url ws://host:port/twilio/stream --calls 50   # a running server
+    python bench/calls.py --calls 300 --taskset           # generator on CPU 0, server on the rest
+    python bench/calls.py --calls 40 --workers 1 --anchor pipecat   # + Pipecat, same run
 
 Starts the server (loopback engine: every caller hears their own audio, so what is
 measured is the transport and conversation plumbing), then runs the callers from ONE
@@ -18,8 +20,17 @@ Prints ONE JSON line: calls, duration, fraction of the audio returned, echo dela
 p50/p99, server CPU (the server process and all its worker processes, from
 ``/proc/PID/stat``, over the measured window) in cores and per call, the load
 generator's CPU and how late it sent its frames (it shares the machine: if it is
-late, the figures say so), whether the goal of issue 4 holds, and a reference row for
-Pipecat measured earlier on this machine (not in this run).
+late, the figures say so), whether the goals hold (issue 15: ≤ 0.2 % of a core per
+call at 300 calls), and a reference row for Pipecat measured earlier on this machine.
+
+``--taskset`` pins the load generator to CPU 0 and the server (every worker) to the
+other CPUs with ``taskset -c``, so the two do not steal each other's core; the line
+says which CPUs each had. ``--anchor pipecat`` then runs Pipecat's echo bot
+(``bench/anchors/pipecat_echo.py``: its Twilio serializer and FastAPI WebSocket
+transport, one process) through the same generator with the same calls and pinning,
+right after Parley in the same run, and prints both and the ratio of CPU per call.
+Pipecat is installed by the bench into a side virtual environment,
+``bench/.anchors/pipecat`` (git-ignored), on first use — never a Parley dependency.
 """
 
 from __future__ import annotations
@@ -45,9 +56,18 @@ ROOT = Path(__file__).resolve().parent.parent
 LOADGEN = ROOT / "bench" / "loadgen"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
-#: Issue 4's goal: at ≥ 300 calls, ≥ 99 % of the audio back and echo p99 ≤ 60 ms;
-#: at one call, echo p50 ≤ 25 ms.
-GOAL = {"audio_returned_min": 0.99, "echo_p99_ms_max": 60.0, "echo_p50_ms_max_at_1_call": 25.0}
+#: Issues 4 and 15: at ≥ 300 calls, ≥ 99 % of the audio back, echo p99 ≤ 60 ms and at
+#: most 0.2 % of a core per call; at one call, echo p50 ≤ 25 ms; with the anchor,
+#: Parley's CPU per call at most 0.2 × Pipecat's.
+GOAL = {
+    "audio_returned_min": 0.99,
+    "echo_p99_ms_max": 60.0,
+    "echo_p50_ms_max_at_1_call": 25.0,
+    "cpu_pct_of_core_per_call_max_at_300_calls": 0.2,
+    "cpu_ratio_to_anchor_max": 0.2,
+}
+ANCHOR_DIR = ROOT / "bench" / ".anchors"
+ANCHOR_REQUIREMENTS = {"pipecat": ["pipecat-ai[websocket]>=1.14,<1.15", "uvicorn>=0.30,<1"]}
 
 #: Pipecat 1.14 (its Twilio serializer + FastAPI WebSocket transport + an echo processor,
 #: one process), measured the same way on this machine before this bench existed.
@@ -109,10 +129,12 @@ def machine_busy_seconds() -> float:
     return (sum(fields[:8]) - idle) / CLOCK_TICKS
 
 
-@contextmanager
-def parley_server(workers: int, port: int) -> Iterator[subprocess.Popen[bytes]]:
-    """``parley serve --engine loopback --workers N`` until the block exits."""
-    cmd = [
+def pinned(cmd: list[str], cpus: str | None) -> list[str]:
+    return cmd if cpus is None else ["taskset", "-c", cpus, *cmd]
+
+
+def parley_command(workers: int, port: int) -> list[str]:
+    return [
         sys.executable,
         "-m",
         "parley",
@@ -126,6 +148,14 @@ def parley_server(workers: int, port: int) -> Iterator[subprocess.Popen[bytes]]:
         "--port",
         str(port),
     ]
+
+
+@contextmanager
+def server_process(
+    cmd: list[str], port: int, workers: int, cpus: str | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``cmd`` (pinned to ``cpus``) until the block exits, once ``/readyz`` answers."""
+    cmd = pinned(cmd, cpus)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with tempfile.TemporaryFile() as log:  # a file, not a pipe: a full pipe stalls it
         proc = subprocess.Popen(
@@ -185,8 +215,29 @@ def percentile(values: list[float], q: float) -> float | None:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def ensure_anchor(name: str) -> Path:
+    """The Python of the anchor's side virtual environment, made on first use."""
+    venv = ANCHOR_DIR / name
+    python = venv / "bin" / "python"
+    probe = [str(python), "-c", "import pipecat.serializers.twilio, fastapi, uvicorn"]
+    if python.exists() and subprocess.run(probe, capture_output=True).returncode == 0:
+        return python
+    print(f"bench/calls.py: installing the {name} anchor into {venv}", file=sys.stderr)
+    subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", *ANCHOR_REQUIREMENTS[name]], check=True
+    )
+    subprocess.run(probe, check=True)
+    return python
+
+
 def run_loadgen(
-    node: str, url: str, calls: int, duration: float, server_pids: list[int] | None
+    node: str,
+    url: str,
+    calls: int,
+    duration: float,
+    server_pids: list[int] | None,
+    cpus: str | None = None,
 ) -> dict[str, Any]:
     cmd = [
         node,
@@ -198,7 +249,7 @@ def run_loadgen(
         "--duration",
         str(duration),
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(pinned(cmd, cpus), stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     window: dict[str, Any] = {}
     result: dict[str, Any] | None = None
@@ -241,6 +292,9 @@ def summarize(
     }
     if calls == 1:
         checks["echo_p50_at_1_call"] = p50 is not None and p50 <= GOAL["echo_p50_ms_max_at_1_call"]
+    per_call = 100 * cores / calls if cores is not None and calls else None
+    if calls >= 300 and per_call is not None:
+        checks["cpu_per_call"] = per_call <= GOAL["cpu_pct_of_core_per_call_max_at_300_calls"]
     return {
         "bench": "calls",
         "server": server,
@@ -264,9 +318,7 @@ def summarize(
         "server_cpu_cores_by_process": (
             [round(s / window, 3) for s in raw["server_cpu_s_by_process"]] if measured_cpu else None
         ),
-        "server_cpu_pct_of_core_per_call": (
-            round(100 * cores / calls, 3) if cores is not None and calls else None
-        ),
+        "server_cpu_pct_of_core_per_call": round(per_call, 3) if per_call is not None else None,
         "loadgen_cpu_cores": round(raw["loadgenCpuS"] / raw["loadgenWallS"], 3),
         "loadgen_frame_lateness_ms": {
             "p99": raw["framesLateP99Ms"],
@@ -295,23 +347,60 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="server worker processes")
     parser.add_argument("--url", help="a running server's /twilio/stream URL (no server started)")
     parser.add_argument("--server-pid", type=int, help="with --url: measure this process tree")
+    parser.add_argument(
+        "--taskset", action="store_true", help="pin the generator to CPU 0, servers to the rest"
+    )
+    parser.add_argument("--anchor", choices=["pipecat"], help="also run this echo bot, same run")
     parser.add_argument("--check", action="store_true", help="exit 1 if the goal is not met")
     args = parser.parse_args()
     if args.calls < 1 or args.duration <= 0:
         parser.error("--calls must be ≥ 1 and --duration > 0")
+    server_cpus = loadgen_cpus = None
+    if args.taskset:
+        cores = os.cpu_count() or 1
+        if cores < 2:
+            parser.error("--taskset needs at least 2 CPUs")
+        loadgen_cpus, server_cpus = "0", f"1-{cores - 1}" if cores > 2 else "1"
     node = ensure_loadgen()
+    anchor_python = ensure_anchor(args.anchor) if args.anchor else None
     if args.url:
         pids = process_tree(args.server_pid) if args.server_pid else None
-        raw = run_loadgen(node, args.url, args.calls, args.duration, pids)
+        raw = run_loadgen(node, args.url, args.calls, args.duration, pids, loadgen_cpus)
         summary = summarize(raw, args.url, None, pids is not None)
     else:
         port = free_port()
-        with parley_server(args.workers, port) as proc:
+        with server_process(
+            parley_command(args.workers, port), port, args.workers, server_cpus
+        ) as proc:
             pids = process_tree(proc.pid)
             url = f"ws://127.0.0.1:{port}/twilio/stream"
-            raw = run_loadgen(node, url, args.calls, args.duration, pids)
+            raw = run_loadgen(node, url, args.calls, args.duration, pids, loadgen_cpus)
         server = f"parley serve --engine loopback --workers {args.workers}"
         summary = summarize(raw, server, args.workers, True)
+    summary["pinning"] = {"server_cpus": server_cpus, "loadgen_cpus": loadgen_cpus}
+    if anchor_python is not None:
+        port = free_port()
+        cmd = [str(anchor_python), str(ROOT / "bench" / "anchors" / "pipecat_echo.py")]
+        with server_process([*cmd, "--port", str(port)], port, 1, server_cpus) as proc:
+            pids = process_tree(proc.pid)
+            url = f"ws://127.0.0.1:{port}/twilio/stream"
+            raw = run_loadgen(node, url, args.calls, args.duration, pids, loadgen_cpus)
+        anchor = summarize(raw, "Pipecat echo bot (bench/anchors/pipecat_echo.py)", 1, True)
+        for key in ("reference", "goal", "bench"):
+            anchor.pop(key)
+        summary["anchor"] = anchor
+        ours, theirs = (
+            summary["server_cpu_pct_of_core_per_call"],
+            anchor["server_cpu_pct_of_core_per_call"],
+        )
+        ratio = round(ours / theirs, 3) if ours and theirs else None
+        summary["cpu_per_call_ratio_to_anchor"] = ratio
+        summary["goal"]["cpu_ratio_to_anchor"] = (
+            ratio is not None and ratio <= GOAL["cpu_ratio_to_anchor_max"]
+        )
+        summary["goal"]["met"] = all(
+            v for k, v in summary["goal"].items() if k not in ("met", "scale_goal_applies")
+        )
     print(json.dumps(summary), flush=True)
     if args.check and not summary["goal"]["met"]:
         sys.exit(1)

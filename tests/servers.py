@@ -73,7 +73,9 @@ class _LoopServer(uvicorn.Server):
 
 
 @contextlib.asynccontextmanager
-async def serve_asgi(asgi: Any, *, lifespan: str = "off") -> AsyncIterator[int]:
+async def serve_asgi(
+    asgi: Any, *, lifespan: str = "off", ws: str = "websockets-sansio"
+) -> AsyncIterator[int]:
     """Serve any ASGI app in this process, on this loop, until the block exits;
     yields the port."""
     # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted sockets only when
@@ -86,7 +88,7 @@ async def serve_asgi(asgi: Any, *, lifespan: str = "off") -> AsyncIterator[int]:
         log_level="warning",
         access_log=False,
         lifespan=lifespan,  # type: ignore[arg-type]
-        ws="websockets-sansio",
+        ws=ws,
         timeout_graceful_shutdown=2,
     )
     server = _LoopServer(config)

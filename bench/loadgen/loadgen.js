@@ -133,7 +133,8 @@ function dominantFreq(pcm, from) {
   return best;
 }
 
-const PAYLOAD_KEY = Buffer.from('"payload":"');
+const PAYLOAD_KEY = Buffer.from('"payload":'); // then an optional space (json.dumps) and '"'
+const SPACE = 0x20;
 const QUOTE = 0x22;
 
 // ------------------------------------------------------------------------- one call
@@ -317,7 +318,9 @@ class Call {
     // Media, the bulk, is picked out without a full JSON parse; the rest is parsed.
     const at = data.indexOf(PAYLOAD_KEY);
     if (at >= 0) {
-      const start = at + PAYLOAD_KEY.length;
+      let start = at + PAYLOAD_KEY.length;
+      while (data[start] === SPACE) start++;
+      start++; // the opening quote
       const audio = Buffer.from(data.toString("latin1", start, data.indexOf(QUOTE, start)), "base64");
       this.recv += audio.length;
       results.recvMessages++;

@@ -81,9 +81,8 @@ class LoopbackEngine:
         finally:
             self._queue.end()
 
-    async def events(self) -> AsyncIterator[Event]:
-        async for event in self._queue:
-            yield event
+    def events(self) -> AsyncIterator[Event]:
+        return self._queue  # the outbox is its own iterator: no generator per frame
 
     async def send_audio(self, pcm: bytes) -> None:
         if self._closed.is_set():

@@ -23,6 +23,7 @@ from starlette.staticfiles import StaticFiles
 from parley import __version__
 from parley.conversation.context import default_token_counter
 from parley.server.flows import flows_router
+from parley.server.hosts.lean import ENDPOINTS_STATE_KEY
 from parley.server.lifecycle import install_drain_on_sigterm
 from parley.server.rest import rest_router
 from parley.server.switchboard import Endpoint, Switchboard
@@ -61,7 +62,7 @@ def create_app(
     the Twilio webhook and the talk page (health stays)."""
 
     @asynccontextmanager
-    async def lifespan(api: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(api: FastAPI) -> AsyncIterator[dict[str, Any]]:
         for level, message in board.startup_messages():
             log.log(level, message)
         await board.warmup()
@@ -69,7 +70,9 @@ def create_app(
         # rather than inside the first call.
         await asyncio.to_thread(default_token_counter)
         install_drain_on_sigterm(board)
-        yield
+        # The lean WebSocket host (server/hosts/lean.py) finds the endpoints here:
+        # uvicorn hands the lifespan state to the WebSocket protocols it creates.
+        yield {ENDPOINTS_STATE_KEY: mounted}
         board.draining = True
         await board.end_all("server shutting down")
         await board.aclose()
@@ -101,9 +104,8 @@ def create_app(
             return JSONResponse({"ready": False, "reason": refusal}, status_code=503)
         return JSONResponse({"ready": True})
 
-    for endpoint in board.endpoints():
-        if endpoints is not None and endpoint.name not in endpoints:
-            continue
+    mounted = tuple(e for e in board.endpoints() if endpoints is None or e.name in endpoints)
+    for endpoint in mounted:
         for path in endpoint.routes:
             api.add_api_websocket_route(path, _route(endpoint), name=f"{endpoint.name}:{path}")
 

@@ -9,7 +9,11 @@ from fastapi import FastAPI
 
 from parley.errors import ConfigError
 
-__all__ = ["run_server"]
+__all__ = ["LEAN_WS", "run_server"]
+
+#: uvicorn's WebSocket protocol for Parley: the switchboard's endpoints on picows,
+#: any other WebSocket route through websockets-sansio (server/hosts/lean.py).
+LEAN_WS = "parley.server.hosts.lean:LeanWebSocketProtocol"
 
 
 def _configure_logging() -> None:
@@ -51,7 +55,7 @@ def run_server(
         port=port,
         workers=workers,
         factory=isinstance(target, str),
-        ws="websockets-sansio",
+        ws=LEAN_WS,
         lifespan="on",
         log_level=log_level,
         # Our drain ends the calls; this only bounds what uvicorn waits for after it.
