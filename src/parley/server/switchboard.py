@@ -46,6 +46,7 @@ from parley.server.call import LiveCall
 from parley.server.calls import CallRecord, CallRegistry, CallStatus
 from parley.server.platforms import platforms
 from parley.server.setup import CallSetup
+from parley.server.tokens import phone_tokens
 from parley.transports.platform import Accept, Connection, Platform, PlatformStream, Refusal
 from parley.transports.socket import (
     CLOSE_GOING_AWAY,
@@ -107,7 +108,9 @@ class Switchboard:
             if token is not None
             else None
         )
-        self.platforms: tuple[Platform, ...] = platforms(self.twilio_tokens)
+        #: One-time stream tokens of Telnyx, Vonage and Plivo (those configured).
+        self.stream_tokens = phone_tokens(settings)
+        self.platforms: tuple[Platform, ...] = platforms(self.twilio_tokens, self.stream_tokens)
         self._live: dict[str, LiveCall] = {}
         self._realtime_backend: RealtimeBackend | None = None
         self._endpoints: tuple[Endpoint, ...] | None = None
@@ -137,6 +140,16 @@ class Switchboard:
         else:
             msgs.append(
                 (logging.INFO, "Twilio requests are authenticated (signature + one-time token)")
+            )
+        open_phones = [p for p in ("telnyx", "vonage", "plivo") if p not in self.stream_tokens]
+        if open_phones:
+            msgs.append(
+                (
+                    logging.WARNING,
+                    f"{', '.join(open_phones)} streams and webhooks are NOT authenticated: set "
+                    "PARLEY_TELNYX_API_KEY + PARLEY_TELNYX_PUBLIC_KEY, "
+                    "PARLEY_VONAGE_SIGNATURE_SECRET, PARLEY_PLIVO_AUTH_TOKEN",
+                )
             )
         if self.settings.realtime_server_api_key is None:
             msgs.append(
@@ -364,7 +377,7 @@ class Switchboard:
         if record is None:
             record = self.new_record(kind=platform.name, user_id=caller.user_id)
             record.move(CallStatus.CONNECTING)
-        record.kind = platform.name
+        record.kind = caller.platform or platform.name
         record.user_id = record.user_id or caller.user_id
         record.call_sid = caller.call_sid
         record.metadata.update(caller.metadata)
