@@ -157,7 +157,9 @@ class MarkedPhoneStream:
         assert p.input_format is not None and p.output_format is not None  # set by start
         self._in, self._out = p.input_format, p.output_format
         self._chunk_bytes = self._out.frame_bytes(self._chunk_ms)
-        self._min_bytes = self._out.frame_bytes(self.dialect.min_media_ms)
+        self._min_bytes = (
+            self._out.frame_bytes(self.dialect.min_media_ms) if self.dialect.min_media_ms else 0
+        )
         self._pad = silence_byte(self._out)
         self.marks = PlaybackTracker(
             bytes_per_ms=self._out.frame_bytes(1),
