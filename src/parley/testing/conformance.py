@@ -270,5 +270,7 @@ async def _malformed(
             raise ConformanceFailure("malformed frame: the socket stayed open") from None
     if close is None or close.code not in (1007, 1008, 1009) or not close.reason:
         raise ConformanceFailure(f"malformed frame: closed with {close}, not 1007/1008/1009")
+    if close.reason.startswith("unauthorized"):
+        raise ConformanceFailure(f"malformed frame: the call was refused first ({close.reason})")
     report.close_code, report.close_reason = close.code, close.reason
     report.steps.append("malformed frame")
