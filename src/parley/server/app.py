@@ -24,6 +24,7 @@ from parley import __version__
 from parley.conversation.context import default_token_counter
 from parley.server.flows import flows_router
 from parley.server.lifecycle import install_drain_on_sigterm
+from parley.server.outbound import outbound_router
 from parley.server.phone_answers import phone_answers_router
 from parley.server.rest import rest_router
 from parley.server.switchboard import Endpoint, Switchboard
@@ -86,6 +87,7 @@ def create_app(
         api.include_router(rest_router(board))
         api.include_router(twilio_router(board))
         api.include_router(phone_answers_router(board))
+        api.include_router(outbound_router(board))
         api.include_router(
             flows_router(board.flow_controller, exists=lambda cid: board.calls.get(cid) is not None)
         )

@@ -37,7 +37,7 @@ from parley.engines.factory import EngineChoice, EngineFactory
 from parley.engines.seams import CallEngine, ToolRunner, missing_capabilities
 from parley.engines.spec import EngineKind, EngineRequest
 from parley.errors import AuthError, ConfigError, RemoteProtocolError
-from parley.events import ErrorEvent, Event
+from parley.events import DTMFReceived, ErrorEvent, Event
 from parley.flows import FlowController, FlowRegistry
 from parley.providers.registry import ProviderRegistry
 from parley.realtime_server import RealtimeBackend, admission, serve_realtime
@@ -399,9 +399,13 @@ class Switchboard:
             return
         live = self._live[record.id] = LiveCall(self.setup, record, engine.engine)
 
+        controller = self.flow_controller(record.id)
+
         async def on_event(conv: Conversation, event: Event) -> None:
             await stream.show(event, conv.state)
             await live.observe(event)
+            if controller is not None and isinstance(event, DTMFReceived):
+                await controller.press(event.digit)  # a phase may branch on the keypad
 
         async def on_start(_conv: Conversation) -> None:
             await live.start()
