@@ -154,6 +154,9 @@ class ParleySettings(BaseSettings):
     # POST /calls places outbound calls through Twilio's REST API with these.
     twilio_account_sid: str | None = None
     twilio_api_base: str = "https://api.twilio.com"
+    # WebRTC calls (POST /webrtc/offer): the only host addresses ICE offers (e.g.
+    # ["127.0.0.1"] to keep a same-machine test on loopback); unset: every interface.
+    webrtc_ice_addresses: list[str] | None = None
     drain_seconds: float = Field(default=10.0, ge=0)
     max_calls: int = Field(default=1000, ge=1)
     # The realtime engine (--engine realtime): OpenAI's Realtime API or any server that

@@ -29,6 +29,7 @@ from parley.server.phone_answers import phone_answers_router
 from parley.server.rest import rest_router
 from parley.server.switchboard import Endpoint, Switchboard
 from parley.server.twilio import twilio_router
+from parley.server.webrtc import webrtc_router
 from parley.transports.platform import Refusal
 from parley.transports.socket import StarletteSocket
 from parley.transports.starlette import refuse_starlette, starlette_connection
@@ -88,6 +89,7 @@ def create_app(
         api.include_router(twilio_router(board))
         api.include_router(phone_answers_router(board))
         api.include_router(outbound_router(board))
+        api.include_router(webrtc_router(board))
         api.include_router(
             flows_router(board.flow_controller, exists=lambda cid: board.calls.get(cid) is not None)
         )

@@ -20,6 +20,7 @@ from parley.transports.plivo import PlivoPlatform
 from parley.transports.telnyx import TelnyxPlatform
 from parley.transports.twilio import TwilioPlatform
 from parley.transports.vonage import VonagePlatform
+from parley.transports.webrtc import WebRTCPlatform
 
 __all__ = ["platforms"]
 
@@ -40,4 +41,5 @@ def platforms(
         *phones,
         SharedPhonePlatform({p.name: p for p in phones}),
         BrowserPlatform(),
+        WebRTCPlatform(),
     )
