@@ -48,6 +48,7 @@ from parley.events import Event
 from parley.protocols.browser import PlaybackMessage, encode_client_message
 from parley.transports.browser import BrowserCallStream
 from parley.transports.platform import Accept, Caller, Connection, Refusal
+from parley.transports.playout import PlayoutBuffer
 from parley.transports.socket import CLOSE_NORMAL, WireSocket
 
 if TYPE_CHECKING:
@@ -66,7 +67,6 @@ __all__ = [
 RATE: Final = 48000
 _FRAME_SAMPLES: Final = RATE // 50  # 20 ms
 _FRAME_BYTES: Final = _FRAME_SAMPLES * 2
-_REPORT_BYTES: Final = RATE * 2 // 10  # a playback report per 100 ms of reply
 _MAX_AUDIO_FRAMES: Final = 100  # 2 s of microphone audio waiting: newer frames are dropped
 _MAX_CONTROL: Final = 256
 _CHANNEL: Final = "parley"
@@ -222,42 +222,17 @@ def _reply_track(socket: DataChannelSocket) -> Any:
 
         def __init__(self) -> None:
             super().__init__()
-            self._buf = bytearray()
-            self._owners: deque[list[Any]] = deque()  # [response_id, bytes left]
-            self._played: dict[str, int] = {}
-            self._unreported: dict[str, int] = {}
+            self.playout = PlayoutBuffer(RATE, socket.report)
             self._start: float | None = None
             self._pts = 0
             self._time_base = fractions.Fraction(1, RATE)
             self._silence = bytes(_FRAME_BYTES)
 
         def push(self, pcm: bytes, response_id: str) -> None:
-            self._buf += pcm
-            if self._owners and self._owners[-1][0] == response_id:
-                self._owners[-1][1] += len(pcm)
-            else:
-                self._owners.append([response_id, len(pcm)])
+            self.playout.push(pcm, response_id)
 
         def clear(self) -> None:
-            for rid, _ in self._owners:
-                socket.report(rid, self._played.get(rid, 0) / 2 / RATE * 1000, False)
-            self._buf.clear()
-            self._owners.clear()
-
-        def _account(self, n: int) -> None:
-            while n and self._owners:
-                owner = self._owners[0]
-                rid, take = owner[0], min(n, owner[1])
-                owner[1] -= take
-                n -= take
-                self._played[rid] = self._played.get(rid, 0) + take
-                self._unreported[rid] = self._unreported.get(rid, 0) + take
-                done = owner[1] == 0
-                if done:
-                    self._owners.popleft()
-                if done or self._unreported[rid] >= _REPORT_BYTES:
-                    self._unreported[rid] = 0
-                    socket.report(rid, self._played[rid] / 2 / RATE * 1000, done)
+            self.playout.clear()
 
         async def recv(self) -> Any:
             if self.readyState != "live":
@@ -269,13 +244,7 @@ def _reply_track(socket: DataChannelSocket) -> Any:
                 wait = self._start + self._pts / RATE - now
                 if wait > 0:
                     await asyncio.sleep(wait)
-            if self._buf:
-                chunk = bytes(self._buf[:_FRAME_BYTES])
-                del self._buf[:_FRAME_BYTES]
-                self._account(len(chunk))
-                chunk = chunk.ljust(_FRAME_BYTES, b"\0")
-            else:
-                chunk = self._silence
+            chunk = self.playout.take(_FRAME_BYTES) or self._silence
             samples = np.frombuffer(chunk, dtype="<i2").reshape(1, -1)
             frame = av.AudioFrame.from_ndarray(samples, format="s16", layout="mono")
             frame.sample_rate = RATE
