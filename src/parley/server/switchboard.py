@@ -214,11 +214,14 @@ class Switchboard:
         engine: EngineKind | None = None,
         brain: str | None = None,
         metadata: dict[str, str] | None = None,
+        record_id: str | None = None,
     ) -> CallRecord:
-        """Register a conversation with this app's defaults for what is not given."""
+        """Register a conversation with this app's defaults for what is not given
+        (``record_id``: the platform's own session id, e.g. Discord's
+        ``guild:channel:user``; a fresh one by default)."""
         cfg = self.setup.config
         record = CallRecord(
-            id=self.calls.new_id(),
+            id=record_id or self.calls.new_id(),
             engine=engine or self.settings.engine,
             brain=brain or self.settings.brain,
             voice=voice or cfg.voice,
