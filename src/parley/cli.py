@@ -511,6 +511,12 @@ def talk(
         Path | None, typer.Option(help="Write the agent's audio here instead of playing it.")
     ] = None,
     duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
+    input_device: Annotated[
+        str | None, typer.Option(help="Microphone: a PortAudio device name or index.")
+    ] = None,
+    output_device: Annotated[
+        str | None, typer.Option(help="Speaker: a PortAudio device name or index.")
+    ] = None,
 ) -> None:
     """Talk to a voice agent from the terminal (microphone and speaker, or WAV files)."""
     from parley.client.talk import talk as run_talk
@@ -531,6 +537,8 @@ def talk(
                 input_wav=wav,
                 output_wav=out,
                 duration_s=duration,
+                input_device=_device(input_device),
+                output_device=_device(output_device),
             )
         )
     except ConfigError as exc:
