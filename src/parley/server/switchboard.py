@@ -197,7 +197,8 @@ class Switchboard:
         realtime = Endpoint(
             "realtime", (REALTIME_PATH,), self.admit_realtime, self.serve_realtime, self.refusal
         )
-        return (*(stream_endpoint(p) for p in self.platforms), realtime)
+        # A platform without routes (WebRTC: set up over REST) has no socket to mount.
+        return (*(stream_endpoint(p) for p in self.platforms if p.routes), realtime)
 
     def _refused(self, what: str, connection: Connection, reason: str) -> None:
         log.info("refused %s socket %s%s: %s", what, connection.path, _peer(connection), reason)
