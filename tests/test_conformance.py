@@ -5,7 +5,7 @@ malformed frame. Each test phone speaks its platform's exact messages; the share
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 
@@ -19,6 +19,8 @@ from parley.testing.phones import (
     TwilioTestPhone,
     VonageTestPhone,
 )
+from parley.testing.webrtc_phone import WebRTCTestPhone
+from parley.transports.webrtc import restrict_ice_addresses
 from servers import RunningServer, serve_app
 
 #: One test phone (or several) per registered platform.
@@ -37,20 +39,16 @@ PHONES: dict[str, dict[str, Callable[[], ConformancePhone]]] = {
         "plivo": lambda: PlivoTestPhone(path="/phone/stream"),
     },
     "browser": {"browser": BrowserTestPhone},
-}
-
-#: Registered platforms whose socket is not a WebSocket: where their calls are tested.
-ELSEWHERE = {
-    "webrtc": "tests/test_webrtc.py (an aiortc peer, Opus over UDP on loopback) and "
-    "tests/test_talk_page_webrtc.py (the page in Chromium)",
+    "webrtc": {"webrtc": WebRTCTestPhone},  # Opus over UDP on loopback, control on a channel
 }
 
 CASES = [(platform, name) for platform, phones in PHONES.items() for name in phones]
 
 
 @pytest.fixture
-def app() -> Parley:
-    return conformance_app()
+def app() -> Iterator[Parley]:
+    yield conformance_app(webrtc_ice_addresses=["127.0.0.1"])
+    restrict_ice_addresses(None)
 
 
 @pytest.fixture
@@ -61,7 +59,7 @@ async def server(app: Parley) -> AsyncIterator[RunningServer]:
 
 def test_every_registered_platform_has_a_test_phone(app: Parley) -> None:
     registered = {p.name for p in app.switchboard.platforms}
-    assert registered == set(PHONES) | set(ELSEWHERE), "a platform without a conformance phone"
+    assert registered == set(PHONES), "a platform without a conformance phone"
 
 
 @pytest.mark.parametrize(("platform", "phone"), CASES, ids=[f"{p}:{n}" for p, n in CASES])

@@ -6,60 +6,24 @@ heard on the track, barge-in truncating the reply, the call's record and its end
 from __future__ import annotations
 
 import asyncio
-import fractions
 import json
-import time
 from typing import Any
 
-import av
 import httpx
 import numpy as np
 import pytest
-from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
 from parley.events import Role
 from parley.server.calls import CallStatus
 from parley.testing.conformance import REPLY, conformance_app
 from parley.testing.fakes import silence, tone
+from parley.testing.webrtc_phone import Microphone
 from parley.transports.webrtc import restrict_ice_addresses
 from servers import serve_app
 
 RATE = 48000
-
-
-class Microphone(MediaStreamTrack):
-    """A 48 kHz mono track: the queued PCM, then silence, paced in real time."""
-
-    kind = "audio"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.pcm = bytearray()
-        self.sent = asyncio.Event()
-        self._pts = 0
-        self._t0: float | None = None
-
-    async def say(self, pcm: bytes) -> None:
-        self.sent.clear()
-        self.pcm += pcm
-        await self.sent.wait()
-
-    async def recv(self) -> av.AudioFrame:
-        if self._t0 is None:
-            self._t0 = time.monotonic()
-        await asyncio.sleep(max(0.0, self._t0 + self._pts / RATE - time.monotonic()))
-        chunk = bytes(self.pcm[:1920]).ljust(1920, b"\0")
-        del self.pcm[:1920]
-        if not self.pcm:
-            self.sent.set()
-        frame = av.AudioFrame.from_ndarray(
-            np.frombuffer(chunk, "<i2").reshape(1, -1), format="s16", layout="mono"
-        )
-        frame.sample_rate, frame.pts = RATE, self._pts
-        frame.time_base = fractions.Fraction(1, RATE)
-        self._pts += 960
-        return frame
 
 
 class Peer:

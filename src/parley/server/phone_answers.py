@@ -96,12 +96,6 @@ def phone_answers_router(app: Switchboard) -> APIRouter:
         url = ws_base(request, settings) + TelnyxPlatform.routes[0]
         return Response(telnyx_texml_stream(url, parameters=params), media_type="application/xml")
 
-    @router.api_route(
-        "/vonage/answer",
-        methods=["GET", "POST"],
-        response_class=Response,
-        responses={200: {"content": {"application/json": {}}}, 403: {}, 503: {}},
-    )
     async def vonage_answer(request: Request) -> Response:
         """NCCO: ``connect`` to ``/vonage/stream`` as L16 16 kHz (GET query or POST JSON)."""
         body = await request.body()
@@ -124,6 +118,16 @@ def phone_answers_router(app: Switchboard) -> APIRouter:
         headers = {"call_uuid": call_id, "from": caller} | token("vonage", call_id, caller)
         url = ws_base(request, settings) + VonagePlatform.routes[0]
         return Response(vonage_ncco_websocket(url, headers=headers), media_type="application/json")
+
+    for method in ("GET", "POST"):  # Vonage's answer_method is either
+        router.add_api_route(
+            "/vonage/answer",
+            vonage_answer,
+            methods=[method],
+            response_class=Response,
+            responses={200: {"content": {"application/json": {}}}, 403: {}, 503: {}},
+            operation_id=f"vonage_answer_{method.lower()}",
+        )
 
     @router.post("/plivo/answer", response_class=Response, responses=_XML)
     async def plivo_answer(request: Request) -> Response:

@@ -31,9 +31,6 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import websockets
-from websockets.asyncio.client import ClientConnection
-
 from parley.app import Parley
 from parley.config import EngineKind, ParleySettings
 from parley.engines.cascade import CascadeConfig, CascadeEngine
@@ -42,7 +39,7 @@ from parley.engines.spec import EngineRequest
 from parley.events import Role
 from parley.server.calls import CallRecord, CallStatus
 from parley.testing.fakes import FakeLLM, FakeSTT, FakeTTS, FakeVAD, silence, tone
-from parley.testing.phones import ConformancePhone, Frame
+from parley.testing.phones import ConformancePhone, Frame, Line, LineClosed
 
 __all__ = [
     "REPLY",
@@ -95,7 +92,7 @@ class _Microphone:
     """Sends the phone's 20 ms frames at ``speed`` × real time: speech when given,
     else silence, as a phone line never stops sending."""
 
-    def __init__(self, ws: ClientConnection, phone: ConformancePhone, speed: float) -> None:
+    def __init__(self, ws: Line, phone: ConformancePhone, speed: float) -> None:
         self._ws, self._phone = ws, phone
         self._period = _FRAME_MS / 1000 / speed
         self._frame = phone.sample_rate * 2 * _FRAME_MS // 1000
@@ -135,12 +132,12 @@ class _Microphone:
             await asyncio.sleep(max(0.0, next_t - loop.time()))
 
 
-async def _frame(ws: ClientConnection, step: str, timeout_s: float) -> Frame:
+async def _frame(ws: Line, step: str, timeout_s: float) -> Frame:
     try:
         return await asyncio.wait_for(ws.recv(), timeout_s)
     except TimeoutError:
         raise ConformanceFailure(f"{step}: nothing from the server in {timeout_s:g} s") from None
-    except websockets.ConnectionClosed as exc:
+    except LineClosed as exc:
         raise ConformanceFailure(f"{step}: the server closed the socket ({exc})") from None
 
 
@@ -158,7 +155,8 @@ async def run_conformance(
     phone = make_phone()
     report = ConformanceReport(kind=phone.kind)
     before = {r.id for r in app.calls.records()} if app is not None else set()
-    async with websockets.connect(url + phone.path) as ws:
+    ws = await phone.dial(url)
+    try:
         for frame in phone.opening():
             await ws.send(frame)
         report.steps.append("connect")
@@ -167,10 +165,11 @@ async def run_conformance(
             async with asyncio.timeout(4 * timeout_s):
                 await _converse(ws, phone, mic, report, timeout_s)
         except TimeoutError:
-            raise ConformanceFailure(f"{report.steps[-1]}: no progress") from None
+            steps = ("connect", "speak", "reply audio", "barge-in")
+            raise ConformanceFailure(f"{steps[len(report.steps)]}: no progress") from None
         finally:
             mic.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, websockets.ConnectionClosed):
+            with contextlib.suppress(asyncio.CancelledError, LineClosed):
                 await mic.task
         hangup = list(phone.hangup())
         for frame in hangup:
@@ -178,6 +177,8 @@ async def run_conformance(
         if not hangup:
             await ws.close()
         await _until_closed(ws, "close", timeout_s)
+    finally:
+        await ws.close()
     report.steps.append("close")
     if app is not None:
         await _check_record(app, before, phone, timeout_s)
@@ -186,7 +187,7 @@ async def run_conformance(
 
 
 async def _converse(
-    ws: ClientConnection,
+    ws: Line,
     phone: ConformancePhone,
     mic: _Microphone,
     report: ConformanceReport,
@@ -218,12 +219,12 @@ async def _converse(
     report.steps.append("barge-in")
 
 
-async def _until_closed(ws: ClientConnection, step: str, timeout_s: float) -> None:
+async def _until_closed(ws: Line, step: str, timeout_s: float) -> None:
     try:
         async with asyncio.timeout(timeout_s):
             while True:
                 await ws.recv()
-    except websockets.ConnectionClosed:
+    except LineClosed:
         return
     except TimeoutError:
         raise ConformanceFailure(f"{step}: the server kept the socket open") from None
@@ -256,7 +257,8 @@ async def _check_record(
 async def _malformed(
     url: str, phone: ConformancePhone, report: ConformanceReport, timeout_s: float
 ) -> None:
-    async with websockets.connect(url + phone.path) as ws:
+    ws = await phone.dial(url)
+    try:
         for frame in (*phone.opening(), *phone.speak(silence(_FRAME_MS, phone.sample_rate))):
             await ws.send(frame)
         await ws.send(phone.malformed())
@@ -264,11 +266,13 @@ async def _malformed(
             async with asyncio.timeout(timeout_s):
                 while True:
                     await ws.recv()
-        except websockets.ConnectionClosed as exc:
-            close = exc.rcvd
+        except LineClosed as exc:
+            close = exc
         except TimeoutError:
             raise ConformanceFailure("malformed frame: the socket stayed open") from None
-    if close is None or close.code not in (1007, 1008, 1009) or not close.reason:
+    finally:
+        await ws.close()
+    if close.code not in (1007, 1008, 1009) or not close.reason:
         raise ConformanceFailure(f"malformed frame: closed with {close}, not 1007/1008/1009")
     if close.reason.startswith("unauthorized"):
         raise ConformanceFailure(f"malformed frame: the call was refused first ({close.reason})")

@@ -9,7 +9,9 @@ its ``output_rate``; it keeps the server's checkpoints with the reply time they
 close and, told how much of the reply has played, answers them the way its
 platform does (and answers a clear the way its platform does).
 
-A third-party platform's test phone implements the same seven members.
+A phone dials a :class:`Line` (a WebSocket, :class:`WebSocketLine`, for all but
+WebRTC: ``parley.testing.webrtc_phone``). A third-party platform's test phone
+implements the same eight members.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeAlias, runtime_checkable
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from parley.audio.g711 import ulaw_decode, ulaw_encode
 from parley.protocols import plivo_caller, telnyx_caller, twilio_caller, vonage_caller
@@ -37,10 +42,13 @@ __all__ = [
     "ConformancePhone",
     "Frame",
     "Heard",
+    "Line",
+    "LineClosed",
     "PlivoTestPhone",
     "TelnyxTestPhone",
     "TwilioTestPhone",
     "VonageTestPhone",
+    "WebSocketLine",
 ]
 
 Frame: TypeAlias = str | bytes  # a WebSocket frame: str is text, bytes binary
@@ -53,6 +61,57 @@ class Heard:
     audio: bytes = b""  # reply audio, PCM16 mono at ``output_rate``
     cleared: bool = False  # the server's barge-in (its clear, or the page's interrupted)
     answer: tuple[Frame, ...] = ()  # what the platform sends back at once (acks)
+
+
+class LineClosed(Exception):
+    """The server closed the line; ``code`` and ``reason`` as its close frame said."""
+
+    def __init__(self, code: int | None, reason: str) -> None:
+        super().__init__(f"closed with {code}: {reason}")
+        self.code, self.reason = code, reason
+
+
+class Line(Protocol):
+    """A phone's connection to the server: a WebSocket, or WebRTC's channel and tracks."""
+
+    async def send(self, frame: Frame) -> None: ...
+
+    async def recv(self) -> Frame:
+        """The next server frame; :class:`LineClosed` once the server has closed."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class WebSocketLine:
+    """A WebSocket (``websockets``) as a :class:`Line`."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+
+    @classmethod
+    async def open(cls, url: str) -> WebSocketLine:
+        return cls(await connect(url))
+
+    async def send(self, frame: Frame) -> None:
+        try:
+            await self.ws.send(frame)
+        except ConnectionClosed as exc:
+            raise _closed(exc) from None
+
+    async def recv(self) -> Frame:
+        try:
+            return await self.ws.recv()
+        except ConnectionClosed as exc:
+            raise _closed(exc) from None
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+
+def _closed(exc: ConnectionClosed) -> LineClosed:
+    rcvd = exc.rcvd
+    return LineClosed(rcvd.code if rcvd else None, rcvd.reason if rcvd else "")
 
 
 @runtime_checkable
@@ -74,6 +133,10 @@ class ConformancePhone(Protocol):
 
     @property
     def output_rate(self) -> int: ...
+
+    async def dial(self, url: str) -> Line:
+        """Connect to the server at ``url`` (``ws://host:port``)."""
+        ...
 
     def opening(self) -> Sequence[Frame]:
         """The frames up to the call's start."""
@@ -140,6 +203,9 @@ class TwilioTestPhone:
         self.caller = twilio_caller.TwilioCaller(custom_parameters=parameters)
         self.marks = _Checkpoints()
 
+    async def dial(self, url: str) -> Line:
+        return await WebSocketLine.open(url + self.path)
+
     def opening(self) -> Sequence[Frame]:
         return [_text(self.caller.connected()), _text(self.caller.start())]
 
@@ -194,6 +260,9 @@ class TelnyxTestPhone:
         self._l16 = l16
         self.marks = _Checkpoints()
 
+    async def dial(self, url: str) -> Line:
+        return await WebSocketLine.open(url + self.path)
+
     def opening(self) -> Sequence[Frame]:
         return [_text(self.caller.connected()), _text(self.caller.start())]
 
@@ -237,6 +306,9 @@ class PlivoTestPhone:
         self.path = path
         self.caller = plivo_caller.PlivoCaller(extra_headers=extra_headers)
         self.marks = _Checkpoints()
+
+    async def dial(self, url: str) -> Line:
+        return await WebSocketLine.open(url + self.path)
 
     def opening(self) -> Sequence[Frame]:
         return [_text(self.caller.start())]
@@ -286,6 +358,9 @@ class VonageTestPhone:
         self.sample_rate = self.output_rate = sample_rate
         self.marks = _Checkpoints()
 
+    async def dial(self, url: str) -> Line:
+        return await WebSocketLine.open(url + self.path)
+
     def opening(self) -> Sequence[Frame]:
         return [self.caller.connected()]
 
@@ -324,6 +399,9 @@ class BrowserTestPhone:
     def __init__(self, *, path: str = "/ws/audio") -> None:
         self.path = path
         self._response = ""
+
+    async def dial(self, url: str) -> Line:
+        return await WebSocketLine.open(url + self.path)
 
     def opening(self) -> Sequence[Frame]:
         return [encode_client_message(StartMessage())]
