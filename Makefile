@@ -29,10 +29,14 @@ $(VENV)/.test-deps: pyproject.toml | $(PY)
 # System packages the tests need, as command:debian-package pairs; a missing command is
 # installed with apt-get when we are root on Debian (otherwise we say what is missing).
 SYS_CMDS := redis-server:redis-server chromium:chromium node:nodejs npm:npm
+# ... and shared libraries as soname:debian-package (PortAudio for the local device tests)
+SYS_LIBS := libportaudio.so.2:libportaudio2
 
 sysdeps:
 	@missing=""; for pair in $(SYS_CMDS); do \
 	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair##*:}"; done; \
+	for pair in $(SYS_LIBS); do \
+	  ldconfig -p | grep -q "$${pair%%:*}" || missing="$$missing $${pair##*:}"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing:$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \

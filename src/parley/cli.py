@@ -1,5 +1,5 @@
-"""The ``parley`` command: ``serve``, ``call``, ``talk``, ``realtime-server`` and
-``version`` (typer + rich).
+"""The ``parley`` command: ``serve``, ``call``, ``talk``, ``local``, ``realtime-server``
+and ``version`` (typer + rich).
 
 ``parley serve`` builds the settings (YAML file < environment < flags, see
 :mod:`parley.config`), says which engine and brain are live and why, loads and
@@ -48,6 +48,7 @@ __all__ = [
     "call",
     "default_asgi",
     "engine_description",
+    "local",
     "main",
     "realtime_server",
     "serve",
@@ -510,6 +511,12 @@ def talk(
         Path | None, typer.Option(help="Write the agent's audio here instead of playing it.")
     ] = None,
     duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
+    input_device: Annotated[
+        str | None, typer.Option(help="Microphone: a PortAudio device name or index.")
+    ] = None,
+    output_device: Annotated[
+        str | None, typer.Option(help="Speaker: a PortAudio device name or index.")
+    ] = None,
 ) -> None:
     """Talk to a voice agent from the terminal (microphone and speaker, or WAV files)."""
     from parley.client.talk import talk as run_talk
@@ -530,6 +537,8 @@ def talk(
                 input_wav=wav,
                 output_wav=out,
                 duration_s=duration,
+                input_device=_device(input_device),
+                output_device=_device(output_device),
             )
         )
     except ConfigError as exc:
@@ -540,6 +549,107 @@ def talk(
         return
     if metrics.median_latency_ms is not None:
         _console().print(f"median voice-to-voice: {metrics.median_latency_ms:.0f} ms")
+
+
+@app.command()
+def local(
+    brain: Annotated[
+        str | None,
+        typer.Option(help="echo | template | openai:MODEL | anthropic:MODEL (default echo)."),
+    ] = None,
+    stt: Annotated[
+        str | None, typer.Option(help="whisper:tiny.en (default) | openai:MODEL.")
+    ] = None,
+    tts: Annotated[str | None, typer.Option(help="piper:joe (default) | openai:MODEL.")] = None,
+    vad: Annotated[str | None, typer.Option(help="silero (default) | webrtc | energy.")] = None,
+    input_device: Annotated[
+        str | None, typer.Option(help="Microphone: a PortAudio device name or index.")
+    ] = None,
+    output_device: Annotated[
+        str | None, typer.Option(help="Speaker: a PortAudio device name or index.")
+    ] = None,
+    wav: Annotated[
+        Path | None, typer.Option(help="Speak this WAV instead of the microphone.")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Write the agent's audio here instead of playing it.")
+    ] = None,
+    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="YAML settings file (flags and PARLEY_* env win).")
+    ] = None,
+) -> None:
+    """Talk to the offline cascade through this machine's microphone and speaker (no server)."""
+    from parley.errors import ParleyError
+
+    flags = {"brain": brain, "stt": stt, "tts": tts, "vad": vad, "engine": "local"}
+    try:
+        settings = load_settings(config, {k: v for k, v in flags.items() if v is not None})
+        asyncio.run(_run_local(settings, input_device, output_device, wav, out, duration))
+    except ConfigError as exc:
+        raise _config_error(exc) from None
+    except ParleyError as exc:
+        raise _fail(str(exc), code=1) from None
+    except KeyboardInterrupt:
+        return
+
+
+def _device(name: str | None) -> int | str | None:
+    return int(name) if name is not None and name.isdigit() else name
+
+
+async def _run_local(
+    settings: ParleySettings,
+    input_device: str | None,
+    output_device: str | None,
+    wav: Path | None,
+    out: Path | None,
+    duration: float | None,
+) -> None:
+    from parley.client.devices import (
+        AudioSink,
+        AudioSource,
+        BufferSpeaker,
+        SoundDeviceMicrophone,
+        SoundDeviceSpeaker,
+        WavFileSource,
+    )
+    from parley.client.local import run_local
+    from parley.engines.spec import EngineRequest
+
+    factory = _factory(settings)
+    console = _console()
+    console.print(f"engine: {engine_description(settings)}")
+    console.print(f"brain: {brain_description(settings)}")
+    await factory.warmup()
+    rate, out_rate = 16000, 24000
+    engine = factory.build(
+        EngineRequest(
+            "local",
+            EngineKind.LOCAL,
+            settings.brain,
+            settings.conversation.voice,
+            settings.conversation.system_prompt,
+            None,
+            rate,
+            "pcm16",
+        )
+    )
+    microphone: AudioSource = (
+        WavFileSource(wav, sample_rate=rate)
+        if wav is not None
+        else SoundDeviceMicrophone(rate, device=_device(input_device))
+    )
+    speaker: AudioSink = (
+        BufferSpeaker(out_rate, realtime=True, path=out)
+        if out is not None
+        else SoundDeviceSpeaker(out_rate, device=_device(output_device))
+    )
+    console.print("listening (Ctrl-C to stop; use headphones: there is no echo canceller)")
+    try:
+        await run_local(engine, microphone, speaker, duration_s=duration, echo=console.print)
+    finally:
+        await factory.aclose()
 
 
 def main() -> None:

@@ -143,6 +143,20 @@ class ParleySettings(BaseSettings):
     twilio_token_ttl_seconds: float = Field(
         default=120.0, gt=0, description="life of the one-time token in the TwiML <Parameter>"
     )
+    # Telnyx, Vonage and Plivo: each credential switches on its platform's webhook
+    # signature check and keys the one-time tokens of its media streams (unset: open,
+    # and the start banner says so). Telnyx signs with Ed25519: its public key checks
+    # the webhook and a secret of ours (the API key) keys the tokens.
+    telnyx_public_key: str | None = Field(default=None, description="base64 Ed25519 key")
+    telnyx_api_key: SecretStr | None = None
+    vonage_signature_secret: SecretStr | None = None
+    plivo_auth_token: SecretStr | None = None
+    # POST /calls places outbound calls through Twilio's REST API with these.
+    twilio_account_sid: str | None = None
+    twilio_api_base: str = "https://api.twilio.com"
+    # WebRTC calls (POST /webrtc/offer): the only host addresses ICE offers (e.g.
+    # ["127.0.0.1"] to keep a same-machine test on loopback); unset: every interface.
+    webrtc_ice_addresses: list[str] | None = None
     drain_seconds: float = Field(default=10.0, ge=0)
     max_calls: int = Field(default=1000, ge=1)
     # The realtime engine (--engine realtime): OpenAI's Realtime API or any server that

@@ -20,7 +20,14 @@ from urllib.parse import urlsplit, urlunsplit
 
 from parley.events import ErrorEvent
 
-from .devices import AudioSink, AudioSource, BufferSpeaker, WavFileSource
+from .devices import (
+    AudioSink,
+    AudioSource,
+    BufferSpeaker,
+    SoundDeviceMicrophone,
+    SoundDeviceSpeaker,
+    WavFileSource,
+)
 from .voice import (
     WIRE_SAMPLE_RATE,
     LatencyMode,
@@ -55,6 +62,8 @@ async def talk(
     input_wav: str | os.PathLike[str] | None = None,
     output_wav: str | os.PathLike[str] | None = None,
     duration_s: float | None = None,
+    input_device: int | str | None = None,
+    output_device: int | str | None = None,
     retry_count: int = 3,
     echo: Callable[[str], object] = print,
 ) -> VoiceMetrics:
@@ -76,8 +85,12 @@ async def talk(
     speaker: AudioSink | None = None
     if input_wav is not None:
         microphone = WavFileSource(input_wav, sample_rate=WIRE_SAMPLE_RATE)
+    elif input_device is not None:  # the same sounddevice microphone as `parley local`
+        microphone = SoundDeviceMicrophone(WIRE_SAMPLE_RATE, device=input_device)
     if output_wav is not None:
         speaker = BufferSpeaker(WIRE_SAMPLE_RATE, path=output_wav)
+    elif output_device is not None:
+        speaker = SoundDeviceSpeaker(WIRE_SAMPLE_RATE, device=output_device)
     client = VoiceClient(config, microphone=microphone, speaker=speaker)
     replied = asyncio.Event()
 

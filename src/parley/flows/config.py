@@ -21,6 +21,10 @@ the flow is complete when a final phase's requirements are met.
         max_turns: 8
       ...
 
+A phase may also branch on the caller's keypad: ``on_digit: {"1": sales, "2":
+support}`` moves to that next phase when the digit is pressed (any phone
+platform's DTMF), whatever its criteria say — the caller chose.
+
 Everything is checked at load, and every error names the phase at fault: a next
 phase that does not exist, a phase the initial phase can never reach, a phase
 from which no final phase can be reached (a cycle without an exit), a missing or
@@ -43,6 +47,7 @@ from parley.errors import ConfigError
 __all__ = ["Criterion", "FlowConfig", "Phase", "load_flow"]
 
 _NAME = r"^[A-Za-z_][A-Za-z0-9_\-]*$"
+_DTMF = frozenset("0123456789*#ABCD")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +68,7 @@ class Phase:
     next: tuple[str, ...] = ()  # allowed next phases; none = a final phase
     max_turns: int | None = None  # agent replies this phase may take
     on_budget_exhausted: str | None = None  # where to go when max_turns is used up
+    on_digit: Mapping[str, str] = field(default_factory=dict)  # DTMF digit -> next phase
 
     @property
     def final(self) -> bool:
@@ -91,6 +97,7 @@ class _PhaseModel(BaseModel):
     next: list[str] = Field(default_factory=list)
     max_turns: int | None = Field(default=None, ge=1, le=1000)
     on_budget_exhausted: str | None = None
+    on_digit: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("criteria", mode="before")
     @classmethod
@@ -159,6 +166,7 @@ class FlowConfig:
                     next=tuple(p.next),
                     max_turns=p.max_turns,
                     on_budget_exhausted=p.on_budget_exhausted,
+                    on_digit=dict(p.on_digit),
                 )
             )
         if model.initial is None:
@@ -245,6 +253,17 @@ def _validate(flow: FlowConfig) -> dict[str, int]:
             if p.on_budget_exhausted not in p.next:
                 raise ConfigError(
                     f"on_budget_exhausted {p.on_budget_exhausted!r} is not one of its next "
+                    f"phases ({', '.join(p.next) or 'none: the phase is final'})",
+                    field=where,
+                )
+        for digit, target in p.on_digit.items():
+            if digit not in _DTMF:
+                raise ConfigError(
+                    f"on_digit {digit!r} is not a DTMF key (0-9 * # A-D)", field=where
+                )
+            if target not in p.next:
+                raise ConfigError(
+                    f"on_digit {digit!r} goes to {target!r}, which is not one of its next "
                     f"phases ({', '.join(p.next) or 'none: the phase is final'})",
                     field=where,
                 )

@@ -273,6 +273,15 @@ class FlowController:
             return f"the phase {current.name!r} is not done: {'; '.join(unmet)}"
         return None
 
+    async def press(self, digit: str) -> PhaseChanged | None:
+        """The caller pressed ``digit``: move to the phase the current one's ``on_digit``
+        names for it (its criteria notwithstanding), or do nothing."""
+        target = self.tracker.phase.on_digit.get(digit)
+        if target is None:
+            return None
+        await self._change(target)
+        return self.changes[-1]
+
     async def _change(self, target: str) -> None:
         previous = self.tracker.phase.name
         self.tracker.enter(target)  # state first: anything awaited below sees the new phase

@@ -25,9 +25,12 @@ from parley.conversation.context import default_token_counter
 from parley.server.flows import flows_router
 from parley.server.hosts.lean import ENDPOINTS_STATE_KEY
 from parley.server.lifecycle import install_drain_on_sigterm
+from parley.server.outbound import outbound_router
+from parley.server.phone_answers import phone_answers_router
 from parley.server.rest import rest_router
 from parley.server.switchboard import Endpoint, Switchboard
 from parley.server.twilio import twilio_router
+from parley.server.webrtc import webrtc_router
 from parley.transports.platform import Refusal
 from parley.transports.socket import StarletteSocket
 from parley.transports.starlette import refuse_starlette, starlette_connection
@@ -87,6 +90,9 @@ def create_app(
     if rest:
         api.include_router(rest_router(board))
         api.include_router(twilio_router(board))
+        api.include_router(phone_answers_router(board))
+        api.include_router(outbound_router(board))
+        api.include_router(webrtc_router(board))
         api.include_router(
             flows_router(board.flow_controller, exists=lambda cid: board.calls.get(cid) is not None)
         )

@@ -9,17 +9,37 @@ one line below — docs/extending.md walks through it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from parley.server.auth import TwilioTokens
+from parley.server.tokens import StreamTokens
 from parley.transports.browser import BrowserPlatform
+from parley.transports.detect import SharedPhonePlatform
 from parley.transports.platform import Platform
+from parley.transports.plivo import PlivoPlatform
+from parley.transports.telnyx import TelnyxPlatform
 from parley.transports.twilio import TwilioPlatform
+from parley.transports.vonage import VonagePlatform
+from parley.transports.webrtc import WebRTCPlatform
 
 __all__ = ["platforms"]
 
 
-def platforms(twilio_tokens: TwilioTokens | None) -> tuple[Platform, ...]:
-    """The platforms a server serves (the Realtime endpoint is the switchboard's own)."""
-    return (
+def platforms(
+    twilio_tokens: TwilioTokens | None, tokens: Mapping[str, StreamTokens] | None = None
+) -> tuple[Platform, ...]:
+    """The platforms a server serves (the Realtime endpoint is the switchboard's own);
+    ``tokens`` are the other phone platforms' one-time stream tokens by name."""
+    checks = {name: t.check for name, t in (tokens or {}).items()}
+    phones: tuple[Platform, ...] = (
         TwilioPlatform(twilio_tokens.check_start if twilio_tokens is not None else None),
+        TelnyxPlatform(checks.get("telnyx")),
+        VonagePlatform(checks.get("vonage")),
+        PlivoPlatform(checks.get("plivo")),
+    )
+    return (
+        *phones,
+        SharedPhonePlatform({p.name: p for p in phones}),
         BrowserPlatform(),
+        WebRTCPlatform(),
     )

@@ -37,7 +37,7 @@ from parley.engines.factory import EngineChoice, EngineFactory
 from parley.engines.seams import CallEngine, ToolRunner, missing_capabilities
 from parley.engines.spec import EngineKind, EngineRequest
 from parley.errors import AuthError, ConfigError, RemoteProtocolError
-from parley.events import ErrorEvent, Event
+from parley.events import DTMFReceived, ErrorEvent, Event
 from parley.flows import FlowController, FlowRegistry
 from parley.providers.registry import ProviderRegistry
 from parley.realtime_server import RealtimeBackend, admission, serve_realtime
@@ -46,6 +46,7 @@ from parley.server.call import LiveCall
 from parley.server.calls import CallRecord, CallRegistry, CallStatus
 from parley.server.platforms import platforms
 from parley.server.setup import CallSetup
+from parley.server.tokens import phone_tokens
 from parley.transports.platform import Accept, Connection, Platform, PlatformStream, Refusal
 from parley.transports.socket import (
     CLOSE_GOING_AWAY,
@@ -107,7 +108,9 @@ class Switchboard:
             if token is not None
             else None
         )
-        self.platforms: tuple[Platform, ...] = platforms(self.twilio_tokens)
+        #: One-time stream tokens of Telnyx, Vonage and Plivo (those configured).
+        self.stream_tokens = phone_tokens(settings)
+        self.platforms: tuple[Platform, ...] = platforms(self.twilio_tokens, self.stream_tokens)
         self._live: dict[str, LiveCall] = {}
         self._realtime_backend: RealtimeBackend | None = None
         self._endpoints: tuple[Endpoint, ...] | None = None
@@ -137,6 +140,16 @@ class Switchboard:
         else:
             msgs.append(
                 (logging.INFO, "Twilio requests are authenticated (signature + one-time token)")
+            )
+        open_phones = [p for p in ("telnyx", "vonage", "plivo") if p not in self.stream_tokens]
+        if open_phones:
+            msgs.append(
+                (
+                    logging.WARNING,
+                    f"{', '.join(open_phones)} streams and webhooks are NOT authenticated: set "
+                    "PARLEY_TELNYX_API_KEY + PARLEY_TELNYX_PUBLIC_KEY, "
+                    "PARLEY_VONAGE_SIGNATURE_SECRET, PARLEY_PLIVO_AUTH_TOKEN",
+                )
             )
         if self.settings.realtime_server_api_key is None:
             msgs.append(
@@ -184,7 +197,8 @@ class Switchboard:
         realtime = Endpoint(
             "realtime", (REALTIME_PATH,), self.admit_realtime, self.serve_realtime, self.refusal
         )
-        return (*(stream_endpoint(p) for p in self.platforms), realtime)
+        # A platform without routes (WebRTC: set up over REST) has no socket to mount.
+        return (*(stream_endpoint(p) for p in self.platforms if p.routes), realtime)
 
     def _refused(self, what: str, connection: Connection, reason: str) -> None:
         log.info("refused %s socket %s%s: %s", what, connection.path, _peer(connection), reason)
@@ -201,11 +215,14 @@ class Switchboard:
         engine: EngineKind | None = None,
         brain: str | None = None,
         metadata: dict[str, str] | None = None,
+        record_id: str | None = None,
     ) -> CallRecord:
-        """Register a conversation with this app's defaults for what is not given."""
+        """Register a conversation with this app's defaults for what is not given
+        (``record_id``: the platform's own session id, e.g. Discord's
+        ``guild:channel:user``; a fresh one by default)."""
         cfg = self.setup.config
         record = CallRecord(
-            id=self.calls.new_id(),
+            id=record_id or self.calls.new_id(),
             engine=engine or self.settings.engine,
             brain=brain or self.settings.brain,
             voice=voice or cfg.voice,
@@ -364,7 +381,7 @@ class Switchboard:
         if record is None:
             record = self.new_record(kind=platform.name, user_id=caller.user_id)
             record.move(CallStatus.CONNECTING)
-        record.kind = platform.name
+        record.kind = caller.platform or platform.name
         record.user_id = record.user_id or caller.user_id
         record.call_sid = caller.call_sid
         record.metadata.update(caller.metadata)
@@ -386,9 +403,13 @@ class Switchboard:
             return
         live = self._live[record.id] = LiveCall(self.setup, record, engine.engine)
 
+        controller = self.flow_controller(record.id)
+
         async def on_event(conv: Conversation, event: Event) -> None:
             await stream.show(event, conv.state)
             await live.observe(event)
+            if controller is not None and isinstance(event, DTMFReceived):
+                await controller.press(event.digit)  # a phase may branch on the keypad
 
         async def on_start(_conv: Conversation) -> None:
             await live.start()

@@ -64,7 +64,13 @@ def twilio_router(app: Switchboard) -> APIRouter:
             params["from"] = caller
         if app.twilio_tokens is not None:
             params["token"] = app.twilio_tokens.issue(call_sid, caller)
-        xml = twiml_connect(ws_base(request, settings) + STREAM_PATH, params)
+        path = STREAM_PATH
+        claim = request.query_params.get("conversation_id")  # an outbound call (POST /calls)
+        if claim is not None:
+            if app.calls.get(claim) is None:
+                return Response(f"no conversation {claim!r}", status_code=404)
+            path = f"{STREAM_PATH}/{claim}"
+        xml = twiml_connect(ws_base(request, settings) + path, params)
         return Response(xml, media_type="application/xml")
 
     return router

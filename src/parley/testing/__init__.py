@@ -5,6 +5,13 @@ supported API for users' own tests."""
 from __future__ import annotations
 
 from parley.testing.caller import Reply, SimulatedCaller, Utterance
+from parley.testing.conformance import (
+    ConformanceFailure,
+    ConformanceReport,
+    conformance_app,
+    conformance_engine,
+    run_conformance,
+)
 from parley.testing.events import EventLog
 from parley.testing.fakes import (
     FakeLLM,
@@ -15,6 +22,14 @@ from parley.testing.fakes import (
     silence,
     tone,
     tool_call,
+)
+from parley.testing.phones import (
+    BrowserTestPhone,
+    ConformancePhone,
+    PlivoTestPhone,
+    TelnyxTestPhone,
+    TwilioTestPhone,
+    VonageTestPhone,
 )
 from parley.testing.realtime_upstream import (
     RealtimeUpstream,
@@ -44,7 +59,11 @@ from parley.testing.wire_servers import (
 
 __all__ = [
     "AnthropicWireServer",
+    "BrowserTestPhone",
     "ClearAudio",
+    "ConformanceFailure",
+    "ConformancePhone",
+    "ConformanceReport",
     "EventLog",
     "FakeLLM",
     "FakeSTT",
@@ -55,6 +74,7 @@ __all__ = [
     "MemoryPeer",
     "OpenAIWireServer",
     "Outbound",
+    "PlivoTestPhone",
     "RealtimeUpstream",
     "RecordedRequest",
     "Reply",
@@ -65,10 +85,16 @@ __all__ = [
     "ScriptedResponse",
     "ScriptedToolCall",
     "SimulatedCaller",
+    "TelnyxTestPhone",
+    "TwilioTestPhone",
     "UploadedFile",
     "UpstreamConnection",
     "Utterance",
+    "VonageTestPhone",
+    "conformance_app",
+    "conformance_engine",
     "memory_transport_pair",
+    "run_conformance",
     "silence",
     "split_words",
     "tone",

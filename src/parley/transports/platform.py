@@ -72,6 +72,9 @@ class Caller:
     user_id: str | None = None
     call_sid: str = ""  # the provider's own id of the call (Twilio CallSid …)
     metadata: Mapping[str, str] = field(default_factory=dict)
+    #: The platform identified on a shared endpoint (``/phone/stream``): the record's
+    #: ``kind``; None means the endpoint's own platform.
+    platform: str | None = None
 
 
 @runtime_checkable

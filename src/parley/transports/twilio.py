@@ -239,7 +239,9 @@ class TwilioPlatform:
     """Twilio Media Streams on ``/twilio/stream``; ``check`` vets each ``start``."""
 
     name = "twilio"
-    routes: tuple[str, ...] = ("/twilio/stream",)
+    #: ``/twilio/stream/{conversation_id}`` claims a conversation made ahead (an
+    #: outbound call, ``POST /calls``).
+    routes: tuple[str, ...] = ("/twilio/stream", "/twilio/stream/{conversation_id}")
 
     def __init__(self, check: Callable[[Start], None] | None = None) -> None:
         self._check = check

@@ -7,6 +7,11 @@
 //   ?wire_rate=24000      rate to announce in `start` (default: the context's
 //                         rate when the protocol accepts it, else 24000 with
 //                         resampling in the worklets)
+//   ?transport=webrtc     call over WebRTC (webrtc.js) instead of the WebSocket
+//                         (also the "WebRTC" box); &ice=loopback offers only
+//                         127.0.0.1 candidates (a test on one machine)
+
+import { connectWebRTC, PlayoutMeter } from "./webrtc.js";
 
 const PREFERRED_RATE = 24000;
 const WIRE_RATES = [8000, 16000, 24000, 44100, 48000]; // protocol.md §1.1
@@ -28,6 +33,7 @@ const stats = {
   transcript: [], // {role, text, final, id}
   latencies: [], // the server's `metrics` messages
   errors: [],
+  transport: "websocket",
 };
 window.parleyStats = stats;
 
@@ -69,6 +75,7 @@ function pickWireRate(contextRate) {
 // ---- the call --------------------------------------------------------------
 
 async function start() {
+  if ($("webrtc").checked) return startWebRTC();
   setError("");
   $("start").disabled = true;
   let mic = null;
@@ -137,6 +144,60 @@ async function start() {
   }
 }
 
+// The same call over WebRTC: no worklets (the browser captures, encodes, buffers
+// and plays), the control messages on the data channel, playback measured from the
+// RTP statistics (the server reports playback itself: its track knows what it sent).
+async function startWebRTC() {
+  setError("");
+  $("start").disabled = true;
+  let mic = null;
+  try {
+    mic = await navigator.mediaDevices.getUserMedia({
+      audio: { channelCount: 1, echoCancellation: true, noiseSuppression: true, autoGainControl: true },
+    });
+    const res = await fetch("conversations", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: "{}",
+    });
+    if (!res.ok) throw new Error(`POST /conversations: HTTP ${res.status}`);
+    const conv = await res.json();
+    const { socket, pc } = await connectWebRTC(mic, conv.id, $("reply"), {
+      loopbackOnly: params.get("ice") === "loopback",
+    });
+    window.parleyCall = { pc }; // for a test to read the RTP statistics
+    const meter = new PlayoutMeter(pc);
+    const poll = setInterval(async () => {
+      stats.playedMs = await meter.poll();
+      stats.sentMs = meter.sentMs;
+    }, 200);
+    stats.contextRate = 48000;
+    stats.wireRate = 48000;
+    stats.transport = "webrtc";
+    call = {
+      ws: socket, ctx: null, mic, capture: null, playback: null, wireRate: 48000,
+      ready: false, response: null, received: new Map(), webrtc: { pc, poll },
+    };
+    socket.onopen = () => socket.send(JSON.stringify({
+      type: "start",
+      session_id: null,
+      user_id: null,
+      format: { encoding: "pcm16", sample_rate: 48000, channels: 1 },
+      metadata: { page: location.pathname, transport: "webrtc" },
+      version: 1,
+    }));
+    socket.onmessage = (e) => onControl(JSON.parse(e.data));
+    socket.onclose = () => hangUp();
+    $("stop").disabled = false;
+    setState("connecting");
+    showStats();
+  } catch (err) {
+    setError(`Could not start: ${err.message || err}`);
+    if (!call && mic) mic.getTracks().forEach((track) => track.stop());
+    hangUp();
+  }
+}
+
 function socketUrl(conv) {
   const url = new URL(conv.websocket_url || `ws/audio/${conv.id}`, location.href);
   if (url.protocol === "http:") url.protocol = "ws:";
@@ -151,12 +212,13 @@ function stop() {
 
 function hangUp() {
   if (call) {
-    const { ws, ctx, mic, capture } = call;
+    const { ws, ctx, mic, capture, webrtc } = call;
     call = null;
-    capture.port.postMessage("stop");
+    if (capture) capture.port.postMessage("stop");
     mic.getTracks().forEach((track) => track.stop());
     if (ws.readyState <= WebSocket.OPEN) ws.close(1000);
-    ctx.close();
+    if (ctx) ctx.close();
+    if (webrtc) clearInterval(webrtc.poll);
     setState("ended");
   }
   $("start").disabled = false;
@@ -165,6 +227,12 @@ function hangUp() {
 
 function send(msg) {
   if (call && call.ws.readyState === WebSocket.OPEN) call.ws.send(JSON.stringify(msg));
+}
+
+// Playback reports come from the page's worklet; over WebRTC the server's track
+// reports what it sent, and the page sends none.
+function report(msg) {
+  if (call && !call.webrtc) send(msg);
 }
 
 // One capture frame (PCM16 LE, FRAME_MS long) → one binary WebSocket frame.
@@ -191,9 +259,9 @@ function onAudio(buffer) {
 function onPlayback(msg) {
   stats.playedMs = msg.totalMs;
   if (msg.type === "progress") {
-    send({ type: "playback", response_id: msg.id, played_ms: Math.round(msg.ms), done: msg.done });
+    report({ type: "playback", response_id: msg.id, played_ms: Math.round(msg.ms), done: msg.done });
   } else if (msg.type === "cleared") {
-    for (const { id, ms } of msg.reports) send({ type: "playback", response_id: id, played_ms: Math.round(ms) });
+    for (const { id, ms } of msg.reports) report({ type: "playback", response_id: id, played_ms: Math.round(ms) });
   }
   showStats();
 }
@@ -203,7 +271,7 @@ function onControl(msg) {
   switch (msg.type) {
     case "ready": {
       const rate = msg.format && msg.format.sample_rate;
-      if (rate && rate !== call.wireRate) {
+      if (rate && rate !== call.wireRate && call.playback) {
         // The server's audio comes at the accepted rate; play it at that rate.
         call.playback.port.postMessage({ type: "config", wireRate: rate });
       }
@@ -230,7 +298,7 @@ function onControl(msg) {
       if (call.received.has(msg.response_id)) {
         call.playback.port.postMessage({ type: "end", id: msg.response_id });
       } else {
-        send({ type: "playback", response_id: msg.response_id, played_ms: 0, done: true });
+        report({ type: "playback", response_id: msg.response_id, played_ms: 0, done: true });
       }
       if (call.response === msg.response_id) call.response = null;
       break;
@@ -238,7 +306,7 @@ function onControl(msg) {
     case "clear":
       // Stop now: the worklet drops its queue on its next render quantum and
       // answers with how much it played, which goes back as a last `playback`.
-      call.playback.port.postMessage({ type: "clear" });
+      if (call.playback) call.playback.port.postMessage({ type: "clear" });
       call.response = null;
       if (msg.type === "interrupted") {
         stats.interruptions += 1;
@@ -335,5 +403,6 @@ function showStats() {
 }
 
 setInterval(showStats, 500);
+$("webrtc").checked = params.get("transport") === "webrtc";
 $("start").addEventListener("click", start);
 $("stop").addEventListener("click", stop);
