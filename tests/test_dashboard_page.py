@@ -108,8 +108,16 @@ class Loadgen:
         self.ready = threading.Event()
         self.connected = 0
         self.proc = subprocess.Popen(
-            [node, str(LOADGEN / "loadgen.js"), "--url", url, "--calls", str(calls)]
-            + ["--duration", str(duration_s)],
+            [
+                node,
+                str(LOADGEN / "loadgen.js"),
+                "--url",
+                url,
+                "--calls",
+                str(calls),
+                "--duration",
+                str(duration_s),
+            ],  # fmt: skip
             stdout=subprocess.PIPE,
             text=True,
         )
