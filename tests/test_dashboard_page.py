@@ -117,7 +117,7 @@ class Loadgen:
                 str(calls),
                 "--duration",
                 str(duration_s),
-            ],  # fmt: skip
+            ],
             stdout=subprocess.PIPE,
             text=True,
         )
