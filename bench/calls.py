@@ -3,6 +3,14 @@
     python bench/calls.py --calls 300            # default: 20 s, --workers 2
     python bench/calls.py --calls 1 --duration 10
     python bench/calls.py --url ws://host:port/twilio/stream --calls 50   # a running server
+    python bench/calls.py --calls 300 --analytics compare   # analytics off, then on
+
+``--analytics off`` serves with ``PARLEY_METRICS=false`` (no call meter, no /metrics);
+``on`` with the meters, Prometheus and the whole analytics pipeline
+(``enable_analytics``, ``track_costs``, ``track_engagement``: the SQLite history and the
+built-in processor at each call's end); ``compare`` runs both in this run, one after
+the other on fresh servers, and adds ``analytics_overhead_pct``: the extra server CPU
+of "on" over "off", in percent of "off" (issue 11's goal: ≤ 2 %).
 
 Starts the server (loopback engine: every caller hears their own audio, so what is
 measured is the transport and conversation plumbing), then runs the callers from ONE
@@ -109,8 +117,25 @@ def machine_busy_seconds() -> float:
     return (sum(fields[:8]) - idle) / CLOCK_TICKS
 
 
+def analytics_env(mode: str | None, folder: Path) -> dict[str, str]:
+    """The server's environment for an ``--analytics`` mode (None: the defaults)."""
+    if mode == "off":
+        return {"PARLEY_METRICS": "false"}
+    if mode == "on":
+        return {
+            "PARLEY_METRICS": "true",
+            "PARLEY_CONVERSATION__ENABLE_ANALYTICS": "true",
+            "PARLEY_CONVERSATION__TRACK_COSTS": "true",
+            "PARLEY_CONVERSATION__TRACK_ENGAGEMENT": "true",
+            "PARLEY_ANALYTICS_DB": str(folder / "analytics.sqlite3"),
+        }
+    return {}
+
+
 @contextmanager
-def parley_server(workers: int, port: int) -> Iterator[subprocess.Popen[bytes]]:
+def parley_server(
+    workers: int, port: int, extra_env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     """``parley serve --engine loopback --workers N`` until the block exits."""
     cmd = [
         sys.executable,
@@ -126,7 +151,7 @@ def parley_server(workers: int, port: int) -> Iterator[subprocess.Popen[bytes]]:
         "--port",
         str(port),
     ]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(extra_env or {})}
     with tempfile.TemporaryFile() as log:  # a file, not a pipe: a full pipe stalls it
         proc = subprocess.Popen(
             cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -288,6 +313,21 @@ def summarize(
     }
 
 
+def served_run(node: str, args: argparse.Namespace, mode: str | None) -> dict[str, Any]:
+    """Start a server (``mode``: the analytics setting), run the callers, summarise."""
+    port = free_port()
+    with tempfile.TemporaryDirectory() as folder:
+        env = analytics_env(mode, Path(folder))
+        with parley_server(args.workers, port, env) as proc:
+            pids = process_tree(proc.pid)
+            url = f"ws://127.0.0.1:{port}/twilio/stream"
+            raw = run_loadgen(node, url, args.calls, args.duration, pids)
+    server = f"parley serve --engine loopback --workers {args.workers}"
+    summary = summarize(raw, server, args.workers, True)
+    summary["analytics"] = mode or "default"
+    return summary
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=300)
@@ -296,6 +336,11 @@ def main() -> None:
     parser.add_argument("--url", help="a running server's /twilio/stream URL (no server started)")
     parser.add_argument("--server-pid", type=int, help="with --url: measure this process tree")
     parser.add_argument("--check", action="store_true", help="exit 1 if the goal is not met")
+    parser.add_argument(
+        "--analytics",
+        choices=["on", "off", "compare"],
+        help="serve with analytics on or off, or compare both in this run",
+    )
     args = parser.parse_args()
     if args.calls < 1 or args.duration <= 0:
         parser.error("--calls must be ≥ 1 and --duration > 0")
@@ -304,16 +349,21 @@ def main() -> None:
         pids = process_tree(args.server_pid) if args.server_pid else None
         raw = run_loadgen(node, args.url, args.calls, args.duration, pids)
         summary = summarize(raw, args.url, None, pids is not None)
+    elif args.analytics == "compare":
+        runs = {mode: served_run(node, args, mode) for mode in ("off", "on")}
+        off, on = runs["off"]["server_cpu_cores"], runs["on"]["server_cpu_cores"]
+        summary = {
+            "bench": "calls_analytics",
+            "calls": args.calls,
+            "analytics_off": runs["off"],
+            "analytics_on": runs["on"],
+            "analytics_overhead_pct": round(100 * (on - off) / off, 2) if off else None,
+            "goal_overhead_pct_max": 2.0,
+        }
     else:
-        port = free_port()
-        with parley_server(args.workers, port) as proc:
-            pids = process_tree(proc.pid)
-            url = f"ws://127.0.0.1:{port}/twilio/stream"
-            raw = run_loadgen(node, url, args.calls, args.duration, pids)
-        server = f"parley serve --engine loopback --workers {args.workers}"
-        summary = summarize(raw, server, args.workers, True)
+        summary = served_run(node, args, args.analytics)
     print(json.dumps(summary), flush=True)
-    if args.check and not summary["goal"]["met"]:
+    if args.check and "goal" in summary and not summary["goal"]["met"]:
         sys.exit(1)
 
 
