@@ -5,6 +5,14 @@
     python bench/calls.py --url ws://host:port/twilio/stream --calls 50   # a running server
     python bench/calls.py --calls 300 --taskset           # generator on CPU 0, server on the rest
     python bench/calls.py --calls 40 --workers 1 --anchor pipecat   # + Pipecat, same run
+    python bench/calls.py --calls 300 --analytics compare   # analytics off, then on
+
+``--analytics off`` serves with ``PARLEY_METRICS=false`` (no call meter, no /metrics);
+``on`` with the meters, Prometheus and the whole analytics pipeline
+(``enable_analytics``, ``track_costs``, ``track_engagement``: the SQLite history and the
+built-in processor at each call's end); ``compare`` runs both in this run, one after
+the other on fresh servers, and adds ``analytics_overhead_pct``: the extra server CPU
+of "on" over "off", in percent of "off" (issue 11's goal: ≤ 2 %).
 
 Starts the server (loopback engine: every caller hears their own audio, so what is
 measured is the transport and conversation plumbing), then runs the callers from ONE
@@ -133,6 +141,21 @@ def pinned(cmd: list[str], cpus: str | None) -> list[str]:
     return cmd if cpus is None else ["taskset", "-c", cpus, *cmd]
 
 
+def analytics_env(mode: str | None, folder: Path) -> dict[str, str]:
+    """The server's environment for an ``--analytics`` mode (None: the defaults)."""
+    if mode == "off":
+        return {"PARLEY_METRICS": "false"}
+    if mode == "on":
+        return {
+            "PARLEY_METRICS": "true",
+            "PARLEY_CONVERSATION__ENABLE_ANALYTICS": "true",
+            "PARLEY_CONVERSATION__TRACK_COSTS": "true",
+            "PARLEY_CONVERSATION__TRACK_ENGAGEMENT": "true",
+            "PARLEY_ANALYTICS_DB": str(folder / "analytics.sqlite3"),
+        }
+    return {}
+
+
 def parley_command(workers: int, port: int) -> list[str]:
     return [
         sys.executable,
@@ -152,11 +175,15 @@ def parley_command(workers: int, port: int) -> list[str]:
 
 @contextmanager
 def server_process(
-    cmd: list[str], port: int, workers: int, cpus: str | None = None
+    cmd: list[str],
+    port: int,
+    workers: int,
+    cpus: str | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Run ``cmd`` (pinned to ``cpus``) until the block exits, once ``/readyz`` answers."""
     cmd = pinned(cmd, cpus)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(extra_env or {})}
     with tempfile.TemporaryFile() as log:  # a file, not a pipe: a full pipe stalls it
         proc = subprocess.Popen(
             cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -340,6 +367,51 @@ def summarize(
     }
 
 
+def served_run(
+    node: str,
+    args: argparse.Namespace,
+    mode: str | None,
+    server_cpus: str | None,
+    loadgen_cpus: str | None,
+) -> dict[str, Any]:
+    """Start a server (``mode``: the analytics setting), run the callers, summarise."""
+    port = free_port()
+    with tempfile.TemporaryDirectory() as folder:
+        env = analytics_env(mode, Path(folder))
+        with server_process(
+            parley_command(args.workers, port), port, args.workers, server_cpus, env
+        ) as proc:
+            pids = process_tree(proc.pid)
+            url = f"ws://127.0.0.1:{port}/twilio/stream"
+            raw = run_loadgen(node, url, args.calls, args.duration, pids, loadgen_cpus)
+    server = f"parley serve --engine loopback --workers {args.workers}"
+    summary = summarize(raw, server, args.workers, True)
+    summary["analytics"] = mode or "default"
+    return summary
+
+
+def compare_analytics(
+    node: str, args: argparse.Namespace, server_cpus: str | None, loadgen_cpus: str | None
+) -> dict[str, Any]:
+    runs = {m: served_run(node, args, m, server_cpus, loadgen_cpus) for m in ("off", "on")}
+    off, on = runs["off"]["server_cpu_cores"], runs["on"]["server_cpu_cores"]
+    # A starved server (other jobs on the machine) does less work than asked: per
+    # unit of audio it actually returned, the two runs compare like for like.
+    off_per = off / max(runs["off"]["audio_returned"], 1e-9)
+    on_per = on / max(runs["on"]["audio_returned"], 1e-9)
+    return {
+        "bench": "calls_analytics",
+        "calls": args.calls,
+        "analytics_off": runs["off"],
+        "analytics_on": runs["on"],
+        "analytics_overhead_pct": round(100 * (on - off) / off, 2) if off else None,
+        "analytics_overhead_pct_per_audio_returned": (
+            round(100 * (on_per - off_per) / off_per, 2) if off else None
+        ),
+        "goal_overhead_pct_max": 2.0,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=300)
@@ -351,6 +423,11 @@ def main() -> None:
         "--taskset", action="store_true", help="pin the generator to CPU 0, servers to the rest"
     )
     parser.add_argument("--anchor", choices=["pipecat"], help="also run this echo bot, same run")
+    parser.add_argument(
+        "--analytics",
+        choices=["on", "off", "compare"],
+        help="serve with analytics on or off, or compare both in this run",
+    )
     parser.add_argument("--check", action="store_true", help="exit 1 if the goal is not met")
     args = parser.parse_args()
     if args.calls < 1 or args.duration <= 0:
@@ -367,16 +444,12 @@ def main() -> None:
         pids = process_tree(args.server_pid) if args.server_pid else None
         raw = run_loadgen(node, args.url, args.calls, args.duration, pids, loadgen_cpus)
         summary = summarize(raw, args.url, None, pids is not None)
+    elif args.analytics == "compare":
+        summary = compare_analytics(node, args, server_cpus, loadgen_cpus)
+        print(json.dumps(summary), flush=True)
+        return
     else:
-        port = free_port()
-        with server_process(
-            parley_command(args.workers, port), port, args.workers, server_cpus
-        ) as proc:
-            pids = process_tree(proc.pid)
-            url = f"ws://127.0.0.1:{port}/twilio/stream"
-            raw = run_loadgen(node, url, args.calls, args.duration, pids, loadgen_cpus)
-        server = f"parley serve --engine loopback --workers {args.workers}"
-        summary = summarize(raw, server, args.workers, True)
+        summary = served_run(node, args, args.analytics, server_cpus, loadgen_cpus)
     summary["pinning"] = {"server_cpus": server_cpus, "loadgen_cpus": loadgen_cpus}
     if anchor_python is not None:
         port = free_port()

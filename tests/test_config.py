@@ -68,9 +68,6 @@ def test_missing_config_file() -> None:
     "switch",
     [
         "enable_caching",
-        "enable_analytics",
-        "track_costs",
-        "track_engagement",
         "enable_auth",
     ],
 )
@@ -79,6 +76,15 @@ def test_unbuilt_feature_is_refused_not_ignored(switch: str) -> None:
         ConversationConfig(**{switch: True})
     with pytest.raises(ConfigError, match=switch):
         load_settings(overrides={"conversation": {switch: True}})
+
+
+def test_the_analytics_switches_are_accepted() -> None:
+    config = ConversationConfig(enable_analytics=True, track_costs=True, track_engagement=True)
+    assert config.enable_analytics and config.track_costs and config.track_engagement
+    settings = load_settings(
+        overrides={"conversation": {"enable_analytics": True, "track_costs": True}}
+    )
+    assert settings.conversation.enable_analytics and settings.conversation.track_costs
 
 
 def test_rate_limit_refused_until_built() -> None:

@@ -93,9 +93,10 @@ async def test_a_call_through_the_memory_transport() -> None:
     # The caller heard every sample the TTS made (16 kHz in, 16 kHz out here).
     spoken_chars = len("Hi there.") + len("How can I help?")  # clause by clause, 60 ms a char
     assert len(reply.heard) == pytest.approx(2 * 16 * 60 * spoken_chars, rel=0.02)
-    (metrics,) = conv.metrics
-    assert isinstance(metrics, TurnMetrics) and metrics.voice_to_voice_ms is not None
-    assert conv.metrics.summary()["voice_to_voice_ms"].count == 1
+    # The engine's figures of the turn reach the call's observer (the switchboard's
+    # meter turns them into ConversationMetrics: tests/test_analytics_server.py).
+    (metrics,) = [e for e in rec.events if isinstance(e, TurnMetrics)]
+    assert metrics.voice_to_voice_ms is not None
 
 
 async def test_phone_formats_are_converted_both_ways() -> None:

@@ -22,6 +22,9 @@ _LAZY = {
     "Parley": "parley.app",
     "ParleyBackend": "parley.app",
     "ConversationConfig": "parley.config",
+    "ConversationMetrics": "parley.metrics",
+    "AnalyticsResult": "parley.analytics",
+    "Turn": "parley.conversation.transcript",
     "TriggerType": "parley.conversation.triggers",
 }
 
@@ -36,9 +39,11 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
+    "AnalyticsResult",
     "AuthError",
     "ConfigError",
     "ConversationConfig",
+    "ConversationMetrics",
     "LocalProtocolError",
     "Parley",
     "ParleyBackend",
@@ -48,6 +53,7 @@ __all__ = [
     "RateLimited",
     "RemoteProtocolError",
     "TriggerType",
+    "Turn",
     "__version__",
     "errors",
     "events",

@@ -32,6 +32,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, get_args, overload
 
+from parley.analytics.hub import AnalyticsHub, MetricsHandler
+from parley.analytics.processor import AnalyticsProcessor
 from parley.config import ConversationConfig, ParleySettings, load_settings
 from parley.conversation.context import ContextManager, ContextProvider, InjectResult, ProviderFn
 from parley.conversation.middleware import (
@@ -148,6 +150,12 @@ class Parley:
         return self.switchboard.twilio_tokens
 
     @property
+    def analytics(self) -> AnalyticsHub:
+        """Every call's metrics, the analytics results and their history (what
+        ``parley.dashboard.create_dashboard(app)`` shows)."""
+        return self.switchboard.analytics
+
+    @property
     def draining(self) -> bool:
         """True once a graceful shutdown began: new calls are refused."""
         return self.switchboard.draining
@@ -179,6 +187,23 @@ class Parley:
             return fn
 
         return register
+
+    def on_metrics_update(self, fn: MetricsHandler) -> MetricsHandler:
+        """``async def f(metrics: ConversationMetrics) -> None`` after every turn of every
+        call, and once more with the call's summary (``metrics.final``). Run off the
+        call's path: a slow or failing handler never delays or breaks a call."""
+        self.setup.metrics_handlers.append(fn)
+        return fn
+
+    def analytics_processor(self, fn: AnalyticsProcessor) -> AnalyticsProcessor:
+        """``async def f(transcript: list[Turn]) -> AnalyticsResult`` when a call ends
+        (``enable_analytics=True``), on the analytics worker's own thread and loop;
+        replaces the built-in processor (sentiment, topics, resolution). Its result is
+        stored with the call and shown on the dashboard."""
+        if not self.config.enable_analytics:
+            log.warning("an analytics_processor is registered but enable_analytics is off")
+        self.setup.analytics_processor = fn
+        return fn
 
     @overload
     def tool(self, fn: _F, /) -> _F: ...

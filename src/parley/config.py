@@ -53,7 +53,12 @@ __all__ = [
 # Feature switches of ConversationConfig that are implemented. Enabling one that is
 # not listed fails loudly: a production user must never believe a feature is on
 # while it is silently ignored. Later modules add their switch here when they land.
-BUILT_FEATURES: set[str] = {"enable_async_injection"}  # parley.conversation.context
+BUILT_FEATURES: set[str] = {
+    "enable_async_injection",  # parley.conversation.context
+    "enable_analytics",  # parley.analytics: processors, history, the dashboard's data
+    "track_costs",  # parley.metrics.cost, in each call's meter
+    "track_engagement",  # parley.metrics.engagement, in each call's meter
+}
 
 _FEATURE_SWITCHES = (
     "enable_async_injection",
@@ -171,6 +176,16 @@ class ParleySettings(BaseSettings):
     # Parley's own Realtime-compatible endpoint at /v1/realtime: the key clients must
     # present (Authorization: Bearer …); unset = open, and the start banner says so.
     realtime_server_api_key: SecretStr | None = None
+    # Each call's meter (parley.metrics): the REST latency figures, /metrics, traces.
+    # False turns all of it off (and the analytics pipeline, which reads the meters).
+    metrics: bool = True
+    # enable_analytics: finished calls' metrics and analytics results are kept in this
+    # SQLite file (relative: to the working directory) for this many days.
+    analytics_db: Path = Path("parley-analytics.sqlite3")
+    analytics_retention_days: float = Field(default=30.0, gt=0)
+    # OpenTelemetry traces of calls over OTLP/HTTP (a full …/v1/traces URL; the
+    # standard OTEL_EXPORTER_OTLP_*ENDPOINT variables work too). Needs parley-voice[otel].
+    otlp_endpoint: str | None = None
     conversation: ConversationConfig = ConversationConfig()
 
     @field_validator("brain", "stt", "tts", "vad")

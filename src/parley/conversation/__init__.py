@@ -1,10 +1,9 @@
-"""One live conversation: state machine, transcript, metrics, tools, transport seam."""
+"""One live conversation: state machine, transcript, tools, transport seam."""
 
 from __future__ import annotations
 
 from parley.conversation.context import ContextManager, ContextProvider, InjectResult
 from parley.conversation.journal import Journal
-from parley.conversation.metrics import ConversationMetrics, LatencySummary, summarize
 from parley.conversation.middleware import (
     AnalyticsMiddleware,
     LoggingMiddleware,
@@ -29,13 +28,11 @@ __all__ = [
     "ContextProvider",
     "ContextTrigger",
     "Conversation",
-    "ConversationMetrics",
     "ConversationState",
     "EventHook",
     "Inbound",
     "InjectResult",
     "Journal",
-    "LatencySummary",
     "LifecycleHook",
     "LoggingMiddleware",
     "Middleware",
@@ -51,6 +48,5 @@ __all__ = [
     "TriggerType",
     "Turn",
     "UserText",
-    "summarize",
     "tool_spec",
 ]

@@ -1,5 +1,5 @@
-"""``Journal``: what happened in one call — transcript, per-turn metrics, errors —
-kept from the call's events.
+"""``Journal``: what happened in one call — transcript, errors, the engine serving —
+kept from the call's events (its metrics are the call meter's, :mod:`parley.metrics`).
 
 It knows nothing of audio or sockets: a :class:`~parley.conversation.Conversation`
 feeds it the events of a phone or browser call, and the switchboard feeds it the
@@ -21,7 +21,6 @@ from __future__ import annotations
 import time
 from collections import deque
 
-from parley.conversation.metrics import ConversationMetrics
 from parley.conversation.transcript import Transcript, Turn
 from parley.events import (
     AudioDelta,
@@ -33,7 +32,6 @@ from parley.events import (
     ResponseStarted,
     Role,
     TranscriptFinal,
-    TurnMetrics,
     UserSpeechStarted,
     UserSpeechStopped,
 )
@@ -45,13 +43,12 @@ MAX_ERRORS = 50
 
 
 class Journal:
-    """Transcript, metrics and errors of one call, from its events (in order)."""
+    """Transcript and errors of one call, from its events (in order)."""
 
-    __slots__ = ("_awaiting", "_current_user", "errors", "metrics", "serving", "transcript")
+    __slots__ = ("_awaiting", "_current_user", "errors", "serving", "transcript")
 
     def __init__(self, serving: str = "") -> None:
         self.transcript = Transcript()
-        self.metrics = ConversationMetrics()
         #: Every error reported during the call (provider errors, middleware errors,
         #: failovers' causes), newest last; bounded to :data:`MAX_ERRORS`.
         self.errors: deque[ErrorEvent] = deque(maxlen=MAX_ERRORS)
@@ -102,8 +99,6 @@ class Journal:
                     turn.ended_at = now
                 if not turn.text:
                     self.transcript.drop_empty(turn)
-        elif isinstance(event, TurnMetrics):
-            self.metrics.add(event)
         elif isinstance(event, ErrorEvent):
             self.errors.append(event)
         elif isinstance(event, EngineSwitched):

@@ -18,7 +18,6 @@ from collections.abc import Awaitable, Callable
 from parley.audio.format import AudioFormat
 from parley.audio.transcode import ReplyTranscoder, Transcoder
 from parley.conversation.journal import Journal
-from parley.conversation.metrics import ConversationMetrics
 from parley.conversation.state import ConversationState, StateMachine
 from parley.conversation.stream import CallStream, PlaybackReport, UserText
 from parley.conversation.transcript import Transcript
@@ -86,6 +85,7 @@ class Conversation:
         on_end: LifecycleHook | None = None,
         on_event: EventHook | None = None,
         audio_preprocessor: Callable[[bytes], bytes] | None = None,
+        on_playback: Callable[[str, float], None] | None = None,
     ) -> None:
         self.id = conversation_id or f"conv_{next(_ids)}"
         self.stream = stream
@@ -95,6 +95,7 @@ class Conversation:
         self.ended_at: float | None = None
         self._machine = StateMachine()
         self._on_start, self._on_end, self._on_event = on_start, on_end, on_event
+        self._on_playback = on_playback  # (response_id, played_ms): the call's meter
         # An engine that takes the line's own G.711 (the realtime engine on µ-law) gets
         # the bytes untouched: no decode, no resample on that path. PCM16 always goes
         # through _Inbound, which checks whole samples (equal rates do not resample).
@@ -120,10 +121,6 @@ class Conversation:
     @property
     def transcript(self) -> Transcript:
         return self.journal.transcript
-
-    @property
-    def metrics(self) -> ConversationMetrics:
-        return self.journal.metrics
 
     @property
     def error(self) -> ErrorEvent | None:
@@ -180,6 +177,8 @@ class Conversation:
                     await engine.send_audio(pcm)
             elif isinstance(item, PlaybackReport):
                 await engine.report_playback(item.response_id, item.played_ms)
+                if self._on_playback is not None:
+                    self._on_playback(item.response_id, item.played_ms)
             elif isinstance(item, UserText):
                 await engine.send_text(item.text)
             elif isinstance(item, DTMFReceived) and self._on_event is not None:

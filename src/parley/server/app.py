@@ -1,5 +1,6 @@
 """``create_app``: the FastAPI app of a switchboard — REST, the Twilio webhook, health,
-the talk page, and every WebSocket endpoint of the platform registry.
+``/metrics``, the analytics routes and ``/dashboard``, ``/docs`` offline, the talk
+page, and every WebSocket endpoint of the platform registry.
 
 The WebSocket routes are generated from :meth:`Switchboard.endpoints`: each route
 checks the endpoint's admission before accepting (an HTTP refusal where the ASGI
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -22,6 +24,10 @@ from starlette.staticfiles import StaticFiles
 
 from parley import __version__
 from parley.conversation.context import default_token_counter
+from parley.dashboard import dashboard_router
+from parley.metrics.prometheus import mark_process_dead
+from parley.server.analytics import ADMIN_ONLY, analytics_router, metrics_router
+from parley.server.docs import mount_offline_docs
 from parley.server.flows import flows_router
 from parley.server.hosts.lean import ENDPOINTS_STATE_KEY
 from parley.server.lifecycle import install_drain_on_sigterm
@@ -73,20 +79,26 @@ def create_app(
         # rather than inside the first call.
         await asyncio.to_thread(default_token_counter)
         install_drain_on_sigterm(board)
+        await board.analytics.start()
         # The lean WebSocket host (server/hosts/lean.py) finds the endpoints here:
         # uvicorn hands the lifespan state to the WebSocket protocols it creates.
         yield {ENDPOINTS_STATE_KEY: mounted}
         board.draining = True
         await board.end_all("server shutting down")
         await board.aclose()
+        mark_process_dead(os.getpid())  # --workers N: this worker's live gauges go
 
     api = FastAPI(
         title="Parley",
         version=__version__,
         summary="Real-time voice conversations: REST, browser and Twilio WebSockets",
         lifespan=lifespan,
+        docs_url=None,  # served offline below (FastAPI's pages load from a CDN)
+        redoc_url=None,
     )
     api.state.switchboard = board
+    mount_offline_docs(api)
+    api.include_router(metrics_router(board.analytics))
     if rest:
         api.include_router(rest_router(board))
         api.include_router(twilio_router(board))
@@ -95,6 +107,13 @@ def create_app(
         api.include_router(webrtc_router(board))
         api.include_router(
             flows_router(board.flow_controller, exists=lambda cid: board.calls.get(cid) is not None)
+        )
+        api.include_router(analytics_router(board.analytics))
+        api.include_router(
+            dashboard_router(
+                board.analytics, dependencies=ADMIN_ONLY, closing=lambda: board.draining
+            ),
+            prefix="/dashboard",
         )
 
     @api.get("/healthz", tags=["health"])

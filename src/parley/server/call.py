@@ -13,6 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from parley.analytics.hub import AnalyticsHub, CallMetrics
 from parley.conversation.context import ContextManager
 from parley.conversation.journal import Journal
 from parley.conversation.state import ConversationState
@@ -54,11 +55,16 @@ class LiveCall:
         engine: CallEngine,
         *,
         journal: Journal | None = None,
+        analytics: AnalyticsHub | None = None,
+        metrics: CallMetrics | None = None,
     ) -> None:
         self.setup = setup
         self.record = record
         self.engine = engine
         self._journal = journal
+        #: The call's meter (None when metrics are off); closed into the hub at the end.
+        self.metrics = metrics
+        self._analytics = analytics
         cfg = setup.config
         self.context = TriggerRunner(
             record.id,
@@ -86,12 +92,39 @@ class LiveCall:
             await _guarded(hook(self.record.id, self.record.user_id), "on_conversation_start", self)
 
     async def end(self) -> None:
+        self._close_metrics()
         await self.context.close()
         for hook in self.setup.on_end:
             await _guarded(hook(self.record.id, self.record.user_id), "on_conversation_end", self)
 
+    def playback(self, response_id: str, played_ms: float) -> None:
+        """A playback report from the peer (Twilio's mark echo, the page's report)."""
+        if self.metrics is not None:
+            self.metrics.playback(response_id, played_ms)
+
+    def _close_metrics(self) -> None:
+        if self.metrics is None or self._analytics is None:
+            return
+        journal = self.record.journal
+        error = journal.error if journal is not None else None
+        ended_by = (
+            "server"
+            if self.record.end_requested
+            else "error"
+            if error is not None and error.fatal
+            else "caller"
+        )
+        self._analytics.close_call(
+            self.metrics,
+            transcript=list(journal.transcript) if journal is not None else [],
+            ended_by=ended_by,
+            dropped_audio_chunks=self.engine.stats().dropped_audio_chunks,
+        )
+
     async def observe(self, event: Event) -> None:
         """One event of the call (the engine's, or reported from outside it)."""
+        if self.metrics is not None:
+            self.metrics.observe(event)
         if self._journal is not None:
             self._journal.record(event)
         kind = type(event)

@@ -7,10 +7,12 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from parley.analytics.hub import CallView
 from parley.conversation.transcript import Turn
 from parley.engines.spec import EngineKind
 from parley.errors import ConfigError
 from parley.events import ErrorEvent
+from parley.metrics.conversation_metrics import LATENCY_FIELDS
 from parley.server.calls import CallRecord
 from parley.server.switchboard import Switchboard
 from parley.server.urls import http_base, ws_base
@@ -72,6 +74,7 @@ class LatencyInfo(BaseModel):
     count: int
     p50_ms: float | None
     p90_ms: float | None
+    p99_ms: float | None = None
     mean_ms: float | None
 
 
@@ -96,8 +99,17 @@ class ConversationInfo(BaseModel):
     started_at: float | None
     ended_at: float | None
     turns: list[TurnInfo]
-    metrics: dict[str, LatencyInfo]
+    metrics: dict[str, LatencyInfo] = Field(description="latency per figure over the turns")
     turn_metrics: list[dict[str, Any]]
+    estimated_cost: float | None = Field(
+        default=None, description="USD so far (track_costs), a lower bound if `cost.unpriced`"
+    )
+    cost: dict[str, Any] | None = None
+    engagement_score: float | None = Field(default=None, description="0..1 (track_engagement)")
+    analytics: dict[str, Any] | None = Field(
+        default=None, description="the analytics processor's result, once the call ended"
+    )
+    analytics_error: str | None = None
     error: ErrorInfo | None = Field(description="the latest error of the call")
     errors: list[ErrorInfo]
 
@@ -167,30 +179,31 @@ def _error(e: ErrorEvent) -> ErrorInfo:
     return ErrorInfo(code=e.code, message=e.message, fatal=e.fatal)
 
 
-def _info(record: CallRecord) -> ConversationInfo:
+def _info(record: CallRecord, view: CallView | None) -> ConversationInfo:
     journal = record.journal
     conv = record.conversation
     turns = [_turn(t) for t in journal.transcript] if journal is not None else []
+    errors = [_error(e) for e in journal.errors] if journal is not None else []
     metrics: dict[str, LatencyInfo] = {}
     per_turn: list[dict[str, Any]] = []
-    errors: list[ErrorInfo] = []
-    if journal is not None:
+    if view is not None:
         metrics = {
-            k: LatencyInfo(count=v.count, p50_ms=v.p50_ms, p90_ms=v.p90_ms, mean_ms=v.mean_ms)
-            for k, v in journal.metrics.summary().items()
+            k: LatencyInfo(
+                count=v.count, p50_ms=v.p50_ms, p90_ms=v.p90_ms, p99_ms=v.p99_ms, mean_ms=v.mean_ms
+            )
+            for k, v in view.latency.items()
         }
         per_turn = [
             {
-                "turn_index": m.turn_index,
-                "voice_to_voice_ms": m.voice_to_voice_ms,
-                "end_of_turn_ms": m.end_of_turn_ms,
-                "stt_ms": m.stt_ms,
-                "llm_first_token_ms": m.llm_first_token_ms,
-                "tts_first_byte_ms": m.tts_first_byte_ms,
+                "turn_index": t.index,
+                "status": t.status,
+                "engine": t.engine,
+                "interrupted": t.interrupted,
+                **{f: getattr(t, f) for f in LATENCY_FIELDS},
             }
-            for m in journal.metrics
+            for t in view.turns
         ]
-        errors = [_error(e) for e in journal.errors]
+    m = view.metrics if view is not None else None
     return ConversationInfo(
         id=record.id,
         kind=record.kind,
@@ -208,6 +221,11 @@ def _info(record: CallRecord) -> ConversationInfo:
         turns=turns,
         metrics=metrics,
         turn_metrics=per_turn,
+        estimated_cost=m.estimated_cost if m is not None else None,
+        cost=m.cost.as_dict() if m is not None and m.cost is not None else None,
+        engagement_score=m.engagement_score if m is not None else None,
+        analytics=view.analytics.as_dict() if view and view.analytics is not None else None,
+        analytics_error=view.analytics_error if view is not None else None,
         error=errors[-1] if errors else None,
         errors=errors,
     )
@@ -258,7 +276,7 @@ def rest_router(app: Switchboard) -> APIRouter:
         record = app.calls.get(conversation_id)
         if record is None:
             raise _not_found(conversation_id)
-        return _info(record)
+        return _info(record, app.analytics.view(record.id))
 
     @router.get("/conversations/{conversation_id}/transcript", response_model=TranscriptInfo)
     async def get_transcript(conversation_id: str) -> TranscriptInfo:

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
 
 from parley.errors import ConfigError
+from parley.metrics.prometheus import MULTIPROC_ENV, mark_process_dead
 
 __all__ = ["LEAN_WS", "run_server"]
 
@@ -49,6 +57,14 @@ def run_server(
     else:
         assert app is not None  # checked above
         target = app
+    metrics = _multiprocess_metrics() if workers > 1 else contextlib.nullcontext()
+    with metrics:
+        _run(target, host, port, workers, drain_seconds, log_level)
+
+
+def _run(
+    target: str | FastAPI, host: str, port: int, workers: int, drain_seconds: float, log_level: str
+) -> None:
     uvicorn.run(
         target,
         host=host,
@@ -61,3 +77,49 @@ def run_server(
         # Our drain ends the calls; this only bounds what uvicorn waits for after it.
         timeout_graceful_shutdown=max(5, int(drain_seconds) + 5),
     )
+
+
+def _children(pid: int) -> set[int]:
+    """The live child processes of ``pid`` (Linux ``/proc``; elsewhere none known)."""
+    found: set[int] = set()
+    with contextlib.suppress(OSError):
+        for entry in os.scandir("/proc"):
+            if entry.name.isdigit():
+                with contextlib.suppress(OSError, ValueError, IndexError):
+                    stat = Path(entry.path, "stat").read_text()
+                    if int(stat.rpartition(")")[2].split()[1]) == pid:
+                        found.add(int(entry.name))
+    return found
+
+
+@contextlib.contextmanager
+def _multiprocess_metrics() -> Iterator[None]:
+    """prometheus-client's multiprocess mode for uvicorn's workers: an empty folder in
+    ``PROMETHEUS_MULTIPROC_DIR`` before they start (they inherit it and write their
+    figures there; a scrape of any worker merges them), and each worker that exits is
+    marked dead so that its live gauges stop counting (uvicorn restarts a worker that
+    died; the new one has a new pid). A folder the user set is used as it is."""
+    own = MULTIPROC_ENV not in os.environ
+    directory = tempfile.mkdtemp(prefix="parley-metrics-") if own else os.environ[MULTIPROC_ENV]
+    os.environ[MULTIPROC_ENV] = directory
+    stop = threading.Event()
+
+    def reap() -> None:
+        # uvicorn's supervisor has no hook for a worker's exit: watch our children.
+        me, seen = os.getpid(), set[int]()
+        while not stop.wait(1.0):
+            now = _children(me)
+            for pid in seen - now:
+                mark_process_dead(pid, directory)
+            seen = now
+
+    watcher = threading.Thread(target=reap, name="parley-metrics-reaper", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        watcher.join(2.0)
+        if own:
+            os.environ.pop(MULTIPROC_ENV, None)
+            shutil.rmtree(directory, ignore_errors=True)

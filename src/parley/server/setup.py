@@ -12,6 +12,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from parley.analytics.hub import MetricsHandler
+from parley.analytics.processor import AnalyticsProcessor
 from parley.config import ConversationConfig
 from parley.conversation.context import ContextProvider
 from parley.conversation.middleware import MiddlewareRegistry
@@ -44,3 +46,7 @@ class CallSetup:
     #: A guided multi-phase conversation every call follows (None: free talk).
     flow: FlowConfig | None = None
     engine_maker: EngineMaker | None = None
+    #: ``@app.on_metrics_update``: each turn's ConversationMetrics, and the call's summary.
+    metrics_handlers: list[MetricsHandler] = field(default_factory=list)
+    #: ``@app.analytics_processor`` (None: the built-in one, with ``enable_analytics``).
+    analytics_processor: AnalyticsProcessor | None = None

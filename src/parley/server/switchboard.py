@@ -26,8 +26,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from parley.analytics.hub import AnalyticsHub, CallMetrics, HubOptions
+from parley.analytics.plans import cost_plan
 from parley.audio.format import AudioFormat
-from parley.config import ParleySettings, engine_spec, provider_options
+from parley.config import ConversationConfig, ParleySettings, engine_spec, provider_options
 from parley.conversation.context import ContextManager, InjectResult
 from parley.conversation.journal import Journal
 from parley.conversation.middleware import Middleware
@@ -55,7 +57,7 @@ from parley.transports.socket import (
     WireSocket,
 )
 
-__all__ = ["HANDSHAKE_TIMEOUT_S", "REALTIME_PATH", "Endpoint", "Switchboard"]
+__all__ = ["HANDSHAKE_TIMEOUT_S", "REALTIME_PATH", "Endpoint", "Switchboard", "analytics_options"]
 
 log = logging.getLogger("parley.server")
 
@@ -112,6 +114,12 @@ class Switchboard:
         self.stream_tokens = phone_tokens(settings)
         self.platforms: tuple[Platform, ...] = platforms(self.twilio_tokens, self.stream_tokens)
         self._live: dict[str, LiveCall] = {}
+        #: Every call's meter, /metrics, traces, analytics and their history.
+        self.analytics = AnalyticsHub(
+            analytics_options(settings, setup.config),
+            processor=lambda: setup.analytics_processor,
+            handlers=setup.metrics_handlers,
+        )
         self._realtime_backend: RealtimeBackend | None = None
         self._endpoints: tuple[Endpoint, ...] | None = None
         if setup.engine_maker is None:
@@ -168,6 +176,7 @@ class Switchboard:
             await self.factory.warmup()
 
     async def aclose(self) -> None:
+        await self.analytics.aclose()
         await self.factory.aclose()
 
     # -- admission ------------------------------------------------------------------------
@@ -401,7 +410,7 @@ class Switchboard:
             self.calls.ended(record)
             await stream.end(_CLOSE_INTERNAL, f"engine unavailable: {exc}")
             return
-        live = self._live[record.id] = LiveCall(self.setup, record, engine.engine)
+        live = self._live[record.id] = self._live_call(record, engine.engine)
 
         controller = self.flow_controller(record.id)
 
@@ -427,6 +436,7 @@ class Switchboard:
             audio_preprocessor=self.setup.middleware.audio_chain(
                 engine.engine.input_format.sample_rate
             ),
+            on_playback=live.playback,
         )
         engine.report_to(conversation.report)
         record.conversation, record.journal = conversation, conversation.journal
@@ -469,6 +479,28 @@ class Switchboard:
                 turns,
                 len(journal.errors) if journal is not None else 0,
             )
+
+    def _live_call(
+        self, record: CallRecord, engine: CallEngine, journal: Journal | None = None
+    ) -> LiveCall:
+        return LiveCall(
+            self.setup,
+            record,
+            engine,
+            journal=journal,
+            analytics=self.analytics,
+            metrics=self._meter(record),
+        )
+
+    def _meter(self, record: CallRecord) -> CallMetrics | None:
+        plan = cost_plan(record.engine, self.factory.spec, brain=record.brain, platform=record.kind)
+        return self.analytics.open_call(
+            record.id,
+            plan=plan,
+            user_id=record.user_id or "",
+            kind=record.kind or "",
+            tier=record.metadata.get("tier", ""),
+        )
 
     # -- the engine of a call -------------------------------------------------------------
 
@@ -583,7 +615,7 @@ class Switchboard:
                 return
             engine = built.engine
             journal = Journal(serving=engine.stats().serving)
-            live = self._live[record.id] = LiveCall(self.setup, record, engine, journal=journal)
+            live = self._live[record.id] = self._live_call(record, engine, journal)
             built.report_to(live.observe)
             record.journal = journal
             model = connection.query.get("model") or _DEFAULT_REALTIME_MODEL
@@ -601,6 +633,19 @@ class Switchboard:
             await self._run(record, None, engine, run)
         finally:
             self.calls.connections -= 1
+
+
+def analytics_options(settings: ParleySettings, config: ConversationConfig) -> HubOptions:
+    """The analytics hub's options from the settings and the app's config."""
+    return HubOptions(
+        metrics=settings.metrics,
+        enable_analytics=config.enable_analytics,
+        track_costs=config.track_costs,
+        track_engagement=config.track_engagement,
+        history_path=settings.analytics_db,
+        retention_days=settings.analytics_retention_days,
+        otlp_endpoint=settings.otlp_endpoint,
+    )
 
 
 class _Reporter:
