@@ -652,15 +652,18 @@ async def test_big_lane_runs_the_local_cascade(offline: Callable[..., None]) -> 
         async with asyncio.timeout(60):
             await replied.wait()
         metrics = engine.get_metrics()
-        cost = await engine.estimate_cost()
     assert engine.client.lane is None  # stopped with the engine
+    cost = await engine.estimate_cost()  # what the lane's parts cost, after it too
     assert "you said what a lovely day it is" in normalise("".join(texts))
     assert metrics["serving"] == "cascade" and metrics["mode"] == "big"
+    assert engine.get_metrics()["serving"] == "cascade"
     assert cost.total == 0.0 and cost.unpriced == ()  # every part is a local model
 
 
 async def test_big_lane_fails_over_to_the_cascade(
-    offline: Callable[..., None], monkeypatch: pytest.MonkeyPatch
+    offline: Callable[..., None],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """``PARLEY_ENGINE=realtime``: the lane's sessions try the Realtime upstream first;
     it is unreachable, so the cascade answers, with what the user said."""
@@ -674,15 +677,17 @@ async def test_big_lane_fails_over_to_the_cascade(
     replied = asyncio.Event()
     engine.on_text_response = texts.append
     engine.on_response_done = replied.set
-    async with engine:
-        assert engine.get_metrics()["serving"] == "realtime"
-        await engine.send_text("Are you still there?")
-        async with asyncio.timeout(60):
-            await replied.wait()
-        metrics = engine.get_metrics()
-        cost = await engine.estimate_cost()
+    with caplog.at_level("WARNING", logger="parley.client.lane"):
+        async with engine:
+            assert engine.get_metrics()["serving"] == "realtime"
+            await engine.send_text("Are you still there?")
+            async with asyncio.timeout(60):
+                await replied.wait()
+            metrics = engine.get_metrics()
+            cost = await engine.estimate_cost()
     assert normalise("".join(texts)) == "you said are you still there"
-    assert metrics["serving"] == "cascade"
+    assert metrics["serving"] == "cascade" and metrics["switches"] == 1
+    assert "failover from realtime to cascade: ProviderError" in caplog.text
     assert cost.total == 0.0
 
 

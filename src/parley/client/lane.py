@@ -39,6 +39,7 @@ from parley.engines.factory import EngineFactory
 from parley.engines.seams import CallEngine
 from parley.engines.spec import EngineKind, EngineRequest, EngineSpec
 from parley.errors import ConfigError
+from parley.events import EngineSwitched, Event
 from parley.metrics.cost import CostPlan, EnginePlan
 from parley.providers.registry import ProviderKind, ProviderRegistry, check_spec
 from parley.realtime_server import RealtimeBackend, RealtimeSessionEngine, realtime_route
@@ -69,6 +70,7 @@ class LocalLane:
         self._task: asyncio.Task[None] | None = None
         self._engine: CallEngine | None = None  # the newest session's
         self.url = ""
+        self.switches = 0  # failovers so far, all sessions
 
     @property
     def spec(self) -> EngineSpec:
@@ -142,7 +144,8 @@ class LocalLane:
         sock.bind(("127.0.0.1", 0))
         sock.listen(64)  # a client connecting before uvicorn runs waits in the backlog
         port = sock.getsockname()[1]
-        app = Starlette(routes=[realtime_route(backend=backend, make_engine=make_engine)])
+        route = realtime_route(backend=backend, make_engine=make_engine, on_event=self._observe)
+        app = Starlette(routes=[route])
         config = uvicorn.Config(
             app,
             log_config=None,
@@ -157,6 +160,17 @@ class LocalLane:
         self.url = f"ws://127.0.0.1:{port}/v1/realtime"
         log.info("big lane: %s at %s", factory.describe().banner(), self.url)
         return self.url
+
+    async def _observe(self, event: Event) -> None:
+        # The client hears the answers, not who gave them: a switch is said here, once.
+        if isinstance(event, EngineSwitched):
+            self.switches += 1
+            log.warning(
+                "big lane: failover from %s to %s: %s",
+                event.previous,
+                event.current,
+                event.reason,
+            )
 
     async def stop(self) -> None:
         """Stop serving (open sessions end) and close the providers' HTTP clients."""

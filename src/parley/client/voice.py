@@ -80,7 +80,7 @@ from .voice_metrics import (
 )
 
 if TYPE_CHECKING:
-    from parley.metrics.cost import CostBreakdown
+    from parley.metrics.cost import CostBreakdown, CostPlan
 
     from .lane import LocalLane
 
@@ -212,6 +212,8 @@ class VoiceClient:
         self._reply_chars = 0
         self._speaker_error: ConfigError | None = None
         self._speaker_reported = False
+        self._lane_served, self._lane_switches = "realtime", 0  # of lanes already stopped
+        self._lane_plan: CostPlan | None = None
         self._mic_chunks = 0
         self._mic_first_t = self._mic_last_t = 0.0
         self._connected_t: float | None = None
@@ -298,7 +300,12 @@ class VoiceClient:
     async def _stop_lane(self) -> None:
         lane, self.lane = self.lane, None
         if lane is not None:
+            self._lane_switches += lane.switches
+            self._lane_served, self._lane_plan = lane.serving, lane.cost_plan()
             await lane.stop()
+
+    def _serving(self) -> str:
+        return self.lane.serving if self.lane is not None else self._lane_served
 
     async def __aenter__(self) -> Self:
         await self.connect()
@@ -385,11 +392,10 @@ class VoiceClient:
         Realtime tokens at the model's prices; on the local lane, its engines' prices
         (local models cost nothing). A part with no known price is in ``unpriced``."""
         metrics = self.get_metrics()
-        if self.lane is not None:
-            plan, serving = self.lane.cost_plan(), self.lane.serving
-        else:
+        plan = self.lane.cost_plan() if self.lane is not None else self._lane_plan
+        if plan is None:
             plan = realtime_plan(self.config.price_model or self.config.resolved_model)
-            serving = "realtime"
+        serving = self._serving()
         return conversation_cost(plan, serving, self.get_usage(), metrics, self._reply_chars)
 
     def get_metrics(self) -> VoiceMetrics:
@@ -407,7 +413,8 @@ class VoiceClient:
             chunks_captured=self._mic_chunks,
             capture_s=self._mic_last_t - self._mic_first_t,
             uptime_s=uptime,
-            serving=self.lane.serving if self.lane is not None else "realtime",
+            serving=self._serving(),
+            switches=self._lane_switches + (self.lane.switches if self.lane is not None else 0),
         )
 
     # -- internals: input --------------------------------------------------------------

@@ -52,6 +52,7 @@ class VoiceMetrics:
     capture_s: float = 0.0  # first to latest microphone chunk
     uptime_s: float = 0.0  # connected, all sessions
     serving: str = "realtime"  # who answers: "realtime", or the local lane's engine
+    switches: int = 0  # the local lane's failovers
 
     @property
     def latency_ms(self) -> tuple[float, ...]:

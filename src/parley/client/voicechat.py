@@ -236,6 +236,7 @@ class VoiceChatEngine:
         return {
             "mode": cfg.mode,
             "serving": m.serving,
+            "switches": m.switches,
             "connected": self.is_connected,
             "listening": self.is_listening,
             "uptime": m.uptime_s,
