@@ -742,3 +742,45 @@ async def test_no_sound_device_is_said_and_the_conversation_goes_on() -> None:
     with pytest.raises(ConfigError, match="PARLEY_MICROPHONE"):
         async for _ in SoundDeviceMicrophone(device=9999).chunks():
             pass
+
+
+async def test_big_lane_with_a_hosted_brain_calls_functions(
+    offline: Callable[..., None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The big lane's parts come from Parley's settings: here the brain is a hosted
+    OpenAI chat model (the scripted wire server), which calls the client's function."""
+    from voicechatengine import VoiceChatEngine
+
+    offline("I have a question about my bill.")
+    call = ScriptedToolCall("transfer_call", ('{"department": "billing"}',), call_id="c7")
+    async with OpenAIWireServer() as wire:
+        wire.script(
+            ScriptedReply(tool_calls=(call,)),
+            ScriptedReply(text=split_words("Transferring you to billing now.")),
+        )
+        monkeypatch.setenv("PARLEY_BRAIN", "openai:gpt-test")
+        monkeypatch.setenv("PARLEY_LLM_BASE_URL", wire.openai_base_url)
+        monkeypatch.setenv("PARLEY_LLM_API_KEY", "sk-test")
+        engine = VoiceChatEngine(api_key="dummy", mode="big")
+        engine.add_function(ToolSpec("transfer_call", "Transfer the caller."))
+        actions: list[tuple[str, dict[str, Any]]] = []
+        engine.on_function_call = lambda name, arguments: actions.append((name, arguments)) or "ok"
+        done: list[Any] = []
+        answered = asyncio.Event()
+
+        def on_done(info: Any) -> None:
+            done.append(info)
+            if len(done) == 2:  # the function call, then the answer to its output
+                answered.set()
+
+        engine.on_response_done = on_done
+        async with engine:
+            await engine.start_listening()
+            async with asyncio.timeout(60):
+                await answered.wait()
+            cost = await engine.estimate_cost()
+        said = wire.chat_requests[0]["messages"][-1]["content"]
+    assert actions == [("transfer_call", {"department": "billing"})]
+    assert "question about my bill" in normalise(said)
+    assert done[-1].text == "Transferring you to billing now."
+    assert cost.unpriced == ("llm:gpt-test",)  # a model the price book does not know
