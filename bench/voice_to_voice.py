@@ -12,12 +12,15 @@ transcript, brain first token, TTS first byte.
 Prints one JSON line per endpointing mode (``--endpointing``, default both, in
 the order given, same process and warm models): ``acoustic`` ends the turn after
 ``end_of_turn_silence_ms`` of silence; ``transcript`` lets the speculative
-transcript shorten or lengthen that wait (parley.endpointing). Reference:
+transcript shorten or lengthen that wait (parley.endpointing); ``model`` is the
+signal-combining EndOfTurn (the TurnDetector then waits its ``pending_ms`` until
+the transcript is in; the cascade passes no dialogue context yet). ``--stt quick``
+swaps Whisper for QuickWhisperSTT (the same model with a short encoder window). Reference:
 Pipecat 1.14 with the same models measured p50 1.51 s on this machine (issue 3);
 the goal is p50 ≤ 600 ms on 2 cores.
 
     .venv/bin/python bench/voice_to_voice.py [--turns 20] [--eot-ms 640]
-        [--endpointing acoustic,transcript] [--spec-ms MS]
+        [--endpointing acoustic,transcript,model] [--spec-ms MS] [--stt whisper|quick]
 """
 
 from __future__ import annotations
@@ -31,9 +34,10 @@ from dataclasses import replace
 import numpy as np
 
 from parley.conversation import Conversation
-from parley.endpointing import EndpointConfig
+from parley.endpointing import EndOfTurn, EndpointConfig
 from parley.engines import CascadeConfig, CascadeEngine
 from parley.providers.piper import PiperTTS
+from parley.providers.quick_whisper import QuickWhisperSTT
 from parley.providers.responders import EchoResponder
 from parley.providers.silero import SileroVAD
 from parley.providers.whisper import WhisperSTT
@@ -70,12 +74,15 @@ def pct(xs: list[float], q: float) -> float | None:
 
 
 async def main(
-    turns: int, eot_ms: float | None, mode: str, spec_ms: float | None
+    turns: int, eot_ms: float | None, mode: str, spec_ms: float | None, stt_name: str = "whisper"
 ) -> dict[str, object]:
-    vad, stt, tts = SileroVAD(), WhisperSTT(), PiperTTS()
+    stt: WhisperSTT | QuickWhisperSTT = QuickWhisperSTT() if stt_name == "quick" else WhisperSTT()
+    vad, tts = SileroVAD(), PiperTTS()
     await asyncio.gather(vad.warmup(), stt.warmup(), tts.warmup())
     stream, peer = memory_transport_pair()
     turn = TurnConfig()
+    if mode == "model":
+        turn = EndOfTurn().turn_config(turn)
     if eot_ms is not None:
         turn = replace(turn, end_of_turn_silence_ms=eot_ms)
     if spec_ms is not None:
@@ -114,9 +121,11 @@ async def main(
         "turns": len(v2v),
         "cpus": os.cpu_count(),
         "endpointing": mode,
+        "stt": stt_name,
         "end_of_turn_silence_ms": turn.end_of_turn_silence_ms,
         "speculative_silence_ms": turn.speculative_silence_ms,
         "complete_wait_ms": endpoint.complete_wait_ms if mode == "transcript" else None,
+        "model_short_ms": endpoint.model.short_ms if mode == "model" else None,
         "incomplete_wait_ms": endpoint.incomplete_wait_ms if mode == "transcript" else None,
         "eot_wait_in_force_p50_ms": pct(waits, 50),
         "judged_complete": sum(v == 1.0 for v in verdicts),
@@ -155,7 +164,8 @@ if __name__ == "__main__":
     parser.add_argument("--eot-ms", type=float, default=None, help="end-of-turn silence")
     parser.add_argument("--spec-ms", type=float, default=None, help="speculative silence")
     parser.add_argument("--endpointing", default="acoustic,transcript")
+    parser.add_argument("--stt", choices=("whisper", "quick"), default="whisper")
     args = parser.parse_args()
     for mode in args.endpointing.split(","):
-        result = asyncio.run(main(args.turns, args.eot_ms, mode, args.spec_ms))
+        result = asyncio.run(main(args.turns, args.eot_ms, mode, args.spec_ms, args.stt))
         print(json.dumps(result), flush=True)

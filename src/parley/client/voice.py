@@ -662,7 +662,7 @@ class VoiceClient:
             exc = None if run.cancelled() else run.exception()
             if isinstance(exc, ParleyError):
                 self._errors += 1
-                code = getattr(exc, "code", None) or type(exc).__name__
+                code = exc.code
                 await self._call(self.on_error, ErrorEvent(str(code), str(exc), fatal=True))
 
     async def _call(self, callback: Callback | None, *args: object) -> None:

@@ -292,7 +292,7 @@ class RealtimeEngine:
                 text = (await self._request_hook(text)).strip()
             except ParleyError as exc:  # refused (AuthError …): no reply, the call goes on
                 await self._emit(TranscriptFinal(Role.USER, said))
-                await self._emit(ErrorEvent(getattr(exc, "code", "error"), str(exc)))
+                await self._emit(ErrorEvent(exc.code, str(exc)))
                 return
             if not text:
                 await self._emit(TranscriptFinal(Role.USER, said))

@@ -152,7 +152,7 @@ class ShownText:
             try:
                 out = " ".join((await self._hook(piece)).split())
             except ParleyError as exc:
-                await self._report(ErrorEvent(getattr(exc, "code", "error"), str(exc)))
+                await self._report(ErrorEvent(exc.code, str(exc)))
                 continue
             if out:
                 sep = " " if text.shown or added else ""

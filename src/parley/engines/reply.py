@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Literal, TypeAlias
 
 from parley.engines.playback import estimated_played_ms, heard_text, still_playing
-from parley.errors import AuthError, ProtocolError, ProviderError, RateLimited
+from parley.errors import AuthError, ParleyError, ProtocolError, ProviderError, RateLimited
 from parley.events import ErrorEvent, TurnMetrics
 
 __all__ = ["ReplyRecord", "Segment", "Stage", "failure_event"]
@@ -40,10 +40,10 @@ def failure_event(exc: BaseException, stage: Stage) -> ErrorEvent:
         code = exc.code
     elif isinstance(exc, ProviderError):
         code = _STAGE_CODE.get(stage, "provider_error")
+    elif isinstance(exc, ParleyError) and exc.code != ParleyError.code:
+        code = exc.code  # its own kind's (MiddlewareError: "middleware_error")
     else:
-        # MiddlewareError (conversation layer, above us) carries a ``code`` class attribute.
-        own = getattr(exc, "code", None)
-        code = own if isinstance(own, str) else _STAGE_CODE.get(stage, "error")
+        code = _STAGE_CODE.get(stage, "error")
     who = _STAGE_NAME[stage]
     if isinstance(exc, ProviderError) and exc.provider:
         who = f"{who} ({exc.provider})"

@@ -1,4 +1,9 @@
-"""Transcript-aware end of turn: does what the caller said so far sound finished?
+"""The first transcript-aware end of turn (a three-way rule) and the engine's policy.
+
+:class:`EndpointPolicy` is what the engines hold: ``mode="transcript"`` is the rule
+below (today's default), ``mode="model"`` the signal-combining
+:class:`~parley.endpointing.model.EndOfTurn`, ``mode="acoustic"`` no change to the
+TurnDetector's wait. The rule, as first measured:
 
 Sans-I/O. The :class:`~parley.turns.TurnDetector` does the acoustic part (it
 finds pauses); at the first short pause the engine transcribes speculatively and
@@ -55,9 +60,15 @@ acoustic wait leaves the acoustic behaviour. For dictation-heavy flows keep
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, TypeAlias
 
+from parley.endpointing.model import (
+    Decision,
+    EndOfTurn,
+    EndOfTurnConfig,
+    EndOfTurnInput,
+)
 from parley.errors import ConfigError
 
 __all__ = [
@@ -118,18 +129,21 @@ def judge(text: str) -> Completeness:
 class EndpointConfig:
     """How the transcript at the first pause changes the end-of-turn silence (ms).
 
-    ``mode="acoustic"`` ignores transcripts (the TurnDetector's wait only).
+    ``mode="acoustic"`` ignores transcripts (the TurnDetector's wait only);
+    ``"transcript"`` is the three-way rule (:func:`judge`) with the waits below;
+    ``"model"`` is :class:`~parley.endpointing.model.EndOfTurn` with ``model``'s curve.
     ``unsure_wait_ms=None`` keeps the acoustic ``end_of_turn_silence_ms``.
     """
 
-    mode: Literal["acoustic", "transcript"] = "transcript"
+    mode: Literal["acoustic", "transcript", "model"] = "transcript"
     complete_wait_ms: float = 384.0  # 256 and 384 measured the same; 384 is safer
     incomplete_wait_ms: float = 960.0
     unsure_wait_ms: float | None = None
+    model: EndOfTurnConfig = field(default_factory=EndOfTurnConfig)
 
     def __post_init__(self) -> None:
-        if self.mode not in ("acoustic", "transcript"):
-            raise ConfigError("must be 'acoustic' or 'transcript'", field="mode")
+        if self.mode not in ("acoustic", "transcript", "model"):
+            raise ConfigError("must be 'acoustic', 'transcript' or 'model'", field="mode")
         for name in ("complete_wait_ms", "incomplete_wait_ms"):
             if not getattr(self, name) > 0.0:  # also rejects NaN
                 raise ConfigError("must be > 0", field=name)
@@ -144,13 +158,17 @@ class EndpointPolicy:
 
     def __init__(self, config: EndpointConfig) -> None:
         self.config = config
+        self.model = EndOfTurn(config.model)
 
     @property
     def enabled(self) -> bool:
-        return self.config.mode == "transcript"
+        return self.config.mode != "acoustic"
 
     def wait_ms(self, text: str) -> tuple[Completeness, float | None]:
         """The judgement and the wait in ms (``None``: keep the acoustic wait)."""
+        if self.config.mode == "model":
+            decision = self.model.decide(EndOfTurnInput(text))
+            return decision.verdict, decision.wait_ms
         verdict = judge(text)
         if not self.enabled:
             return verdict, None
@@ -159,3 +177,15 @@ class EndpointPolicy:
         if verdict == "incomplete":
             return verdict, self.config.incomplete_wait_ms
         return verdict, self.config.unsure_wait_ms
+
+    def decide(self, inp: EndOfTurnInput) -> Decision | None:
+        """The full seam (dialogue context, phase, audio): the model's decision in
+        ``mode="model"``; in the other modes the rule's wait on the transcript alone
+        (``None``: keep the acoustic wait)."""
+        if self.config.mode == "model":
+            return self.model.decide(inp)
+        verdict, wait = self.wait_ms(inp.transcript)
+        if wait is None:
+            return None
+        p = {"complete": 0.9, "incomplete": 0.1, "unsure": 0.5}[verdict]
+        return Decision(wait, verdict, p)
