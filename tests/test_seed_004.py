@@ -388,17 +388,27 @@ async def test_api_reference_methods(
         await replied.wait()
     assert "lovely day" in normalise("".join(texts))
 
-    # interrupt(): a long reply stops where the speaker was.
+    # interrupt(): a long reply stops where the speaker was. (send_text itself stops a
+    # first reply still playing, which counts as an interruption too: count from here.)
     replied.clear()
+    before = engine.get_metrics()
     await engine.send_text("one two three four five six seven eight nine ten " * 3)
+    enough = before["audio"]["received_ms"] + 1000  # a second of the long reply
     async with asyncio.timeout(60):
         # Reply audio arrives without an event to wait on.
-        while engine.get_metrics()["audio"]["received_ms"] < 3000:  # noqa: ASYNC110
+        while engine.get_metrics()["audio"]["received_ms"] < enough:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
+    during = engine.get_metrics()["interruptions"]
+    assert engine.client.speaker.queued_ms > 0  # the long reply is playing
     await engine.interrupt()
+    assert engine.client.speaker.queued_ms == 0  # stopped at once
+    # The next answer comes after the interruption in the event stream: once it is
+    # in, the interruption has been counted.
+    replied.clear()
+    await engine.send_text("Are you there?")
     async with asyncio.timeout(60):
         await replied.wait()
-    assert engine.get_metrics()["interruptions"] == 1
+    assert engine.get_metrics()["interruptions"] == during + 1
     await engine.disconnect()
     assert not engine.is_connected
 
