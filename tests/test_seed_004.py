@@ -432,7 +432,7 @@ async def test_voice_assistant(offline: Callable[..., None], printed: Printed) -
     await engine.start_listening()
     # -- end of the fragment --
 
-    await printed.until(lambda: "lovely day" in printed.text("Assistant: "))
+    await printed.until(lambda: "lovely day it is" in printed.text("Assistant: "))
     await engine.disconnect()
     assert "you said what a lovely day it is" in printed.text("Assistant: ")
 
@@ -482,7 +482,7 @@ async def test_real_time_translation_offline(
     engine.on_text_response = lambda text: print(f"AI: {text}")
     async with engine:
         await engine.start_listening()
-        await printed.until(lambda: "lovely day" in printed.text("AI: "))
+        await printed.until(lambda: "lovely day it is" in printed.text("AI: "))
     assert "you said what a lovely day it is" in printed.text("AI: ")
 
     # On the big lane (the local cascade in this process) Parley says so at connect.
