@@ -181,7 +181,7 @@ def test_config_modes_and_url() -> None:
     assert (fast.resolved_model, fast.resolved_voice) == ("gpt-realtime", "marin")
     assert fast.realtime_config(1).turn_detection is not None
     assert fast.realtime_config(1).turn_detection.type == "semantic_vad"  # type: ignore[union-attr]
-    assert big.resolved_url == "ws://127.0.0.1:8000/v1/realtime"
+    assert big.resolved_url is None  # the local lane, started at connect
     assert big.resolved_turn_detection == "server_vad"
     assert VoiceEngineConfig(turn_detection="client").realtime_config(1).turn_detection is None
     assert realtime_url("http://h:8000") == "ws://h:8000/v1/realtime"

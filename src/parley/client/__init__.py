@@ -1,5 +1,5 @@
 """Client-side tools: talk to a voice agent (``VoiceClient``, the seeds'
-VoiceChatEngine) or call a ``/twilio/stream`` endpoint as a phone would."""
+VoiceChatEngine over it) or call a ``/twilio/stream`` endpoint as a phone would."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from parley.client.voice import (
     VoiceEngineConfig,
     VoiceMetrics,
 )
+from parley.client.voicechat import VoiceChatEngine, VoiceEngine
 
 __all__ = [
     "AudioSink",
@@ -41,7 +42,9 @@ __all__ = [
     "TurnLatency",
     "TurnResult",
     "VADSettings",
+    "VoiceChatEngine",
     "VoiceClient",
+    "VoiceEngine",
     "VoiceEngineConfig",
     "VoiceMetrics",
     "WavFileSource",

@@ -11,16 +11,25 @@ barge-in truncation needs. Two families implement them:
   WAV (paced like a microphone, or faster), :class:`BufferSpeaker` keeps what is
   played (and writes a WAV on close). ``BufferSpeaker(realtime=True)`` plays on a
   virtual clock, so "how much was heard" behaves as on a real device.
+
+Which devices a client uses when it is given none comes from the environment, so a
+program written for a sound card runs headless unchanged (:func:`microphone_from_env`,
+:func:`speaker_from_env`): ``PARLEY_MICROPHONE=said.wav`` speaks that file as the
+microphone (paced at real time, then it ends); ``PARLEY_SPEAKER=reply.wav`` writes
+every reply received to that WAV on close (as ``parley talk --out`` does),
+``PARLEY_SPEAKER=null`` plays them on a virtual clock into nothing (so a barge-in
+still truncates at what was "heard"). Unset (or ``default``): the sound card.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import os
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -28,6 +37,8 @@ from parley.audio import StreamResampler, read_wav, stereo_to_mono, write_wav
 from parley.errors import ConfigError
 
 __all__ = [
+    "MICROPHONE_ENV",
+    "SPEAKER_ENV",
     "AudioSink",
     "AudioSource",
     "BufferSpeaker",
@@ -35,7 +46,12 @@ __all__ = [
     "SoundDeviceSpeaker",
     "WavFileSource",
     "load_sounddevice",
+    "microphone_from_env",
+    "speaker_from_env",
 ]
+
+MICROPHONE_ENV = "PARLEY_MICROPHONE"
+SPEAKER_ENV = "PARLEY_SPEAKER"
 
 
 @runtime_checkable
@@ -149,7 +165,8 @@ class BufferSpeaker:
     ``realtime=False``: a write is played at once. ``realtime=True``: the queue is
     played at 1 × real time on a virtual clock (no thread, no task), so a reply of
     2 s takes 2 s to "hear" and ``clear()`` mid-reply drops the unplayed rest.
-    ``path``: where ``close()`` writes the played audio as a WAV.
+    ``path``: where ``close()`` writes the played audio as a WAV. ``keep=False``: a null
+    sink — the audio is counted and dropped (``audio`` stays empty).
     """
 
     def __init__(
@@ -158,11 +175,16 @@ class BufferSpeaker:
         *,
         realtime: bool = False,
         path: str | os.PathLike[str] | None = None,
+        keep: bool = True,
     ) -> None:
+        if path is not None and not keep:
+            raise ConfigError("a speaker that writes a WAV must keep its audio", field="keep")
         self._rate = sample_rate
         self._realtime = realtime
         self._path = Path(path) if path is not None else None
+        self._keep = keep
         self._played = bytearray()
+        self._played_bytes = 0
         self._queue = bytearray()
         self._clock = time.monotonic()  # where the virtual playhead stands
         self.cleared_ms = 0.0  # dropped by clear(), all time
@@ -180,7 +202,7 @@ class BufferSpeaker:
     @property
     def played_ms(self) -> float:
         self._advance()
-        return _ms(len(self._played), self._rate)
+        return _ms(self._played_bytes, self._rate)
 
     @property
     def queued_ms(self) -> float:
@@ -208,16 +230,20 @@ class BufferSpeaker:
         if not self._queue:
             return
         if not self._realtime:
-            self._played += self._queue
-            self._queue.clear()
+            self._play(len(self._queue))
             return
         now = time.monotonic()
         n = min(len(self._queue), int((now - self._clock) * self._rate) * 2)
         if n <= 0:
             return
-        self._played += self._queue[:n]
-        del self._queue[:n]
+        self._play(n)
         self._clock += n / 2 / self._rate
+
+    def _play(self, n: int) -> None:
+        if self._keep:
+            self._played += self._queue[:n]
+        self._played_bytes += n
+        del self._queue[:n]
 
 
 # -- sounddevice (PortAudio) -------------------------------------------------------------
@@ -233,15 +259,26 @@ def load_sounddevice() -> Any:
     except ImportError:
         raise ConfigError(
             "the voice client's microphone and speaker need `sounddevice` "
-            "(pip install sounddevice)",
+            f"(pip install sounddevice), or set {MICROPHONE_ENV} / {SPEAKER_ENV}",
             field="devices",
         ) from None
     except OSError as exc:  # sounddevice raises OSError when libportaudio is absent
         raise ConfigError(
             f"sounddevice cannot load PortAudio ({exc}); install it "
-            "(Debian/Ubuntu: apt-get install libportaudio2) or use file devices",
+            "(Debian/Ubuntu: apt-get install libportaudio2) or use file devices "
+            f"({MICROPHONE_ENV}=said.wav, {SPEAKER_ENV}=reply.wav or null)",
             field="devices",
         ) from None
+
+
+@contextlib.contextmanager
+def _no_device(sd: Any, env: str) -> Iterator[None]:
+    """PortAudio is there but the device is not (a server, a container)."""
+    try:
+        yield
+    except sd.PortAudioError as exc:
+        what = "a WAV file to write, or null" if env == SPEAKER_ENV else "a WAV file to speak"
+        raise ConfigError(f"no sound device ({exc}); set it to {what}", field=env) from None
 
 
 class SoundDeviceMicrophone:
@@ -283,15 +320,16 @@ class SoundDeviceMicrophone:
             # PortAudio's thread: hand the block to the loop, nothing else.
             loop.call_soon_threadsafe(put, bytes(indata))
 
-        self._stream = sd.RawInputStream(
-            samplerate=self._rate,
-            blocksize=self._block,
-            device=self._device,
-            channels=1,
-            dtype="int16",
-            callback=callback,
-        )
-        self._stream.start()
+        with _no_device(sd, MICROPHONE_ENV):
+            self._stream = sd.RawInputStream(
+                samplerate=self._rate,
+                blocksize=self._block,
+                device=self._device,
+                channels=1,
+                dtype="int16",
+                callback=callback,
+            )
+            self._stream.start()
         try:
             while (chunk := await queue.get()) is not None:
                 yield chunk
@@ -357,15 +395,16 @@ class SoundDeviceSpeaker:
     def write(self, pcm: bytes) -> None:
         if self._stream is None:
             sd = load_sounddevice()
-            self._stream = sd.RawOutputStream(
-                samplerate=self._rate,
-                blocksize=self._block,
-                device=self._device,
-                channels=1,
-                dtype="int16",
-                callback=self._callback,
-            )
-            self._stream.start()
+            with _no_device(sd, SPEAKER_ENV):
+                self._stream = sd.RawOutputStream(
+                    samplerate=self._rate,
+                    blocksize=self._block,
+                    device=self._device,
+                    channels=1,
+                    dtype="int16",
+                    callback=self._callback,
+                )
+                self._stream.start()
         with self._lock:
             self._queue += pcm
 
@@ -378,3 +417,33 @@ class SoundDeviceSpeaker:
         if stream is not None:
             stream.stop()
             stream.close()
+
+
+# -- chosen by the environment ---------------------------------------------------------
+
+
+def _env_device(name: str) -> str | None:
+    value = os.environ.get(name, "").strip()
+    return None if value in ("", "default") else value
+
+
+def microphone_from_env(sample_rate: int, *, block_ms: int = 20) -> AudioSource:
+    """``$PARLEY_MICROPHONE``: a WAV file spoken at real time in ``block_ms`` chunks (then
+    the source ends), or, unset or ``default``, the sound card."""
+    value = _env_device(MICROPHONE_ENV)
+    if value is None:
+        return SoundDeviceMicrophone(sample_rate, block_ms=block_ms)
+    if not Path(value).is_file():
+        raise ConfigError(f"{MICROPHONE_ENV}={value!r}: no such WAV file", field=MICROPHONE_ENV)
+    return WavFileSource(value, sample_rate=sample_rate, chunk_ms=block_ms)
+
+
+def speaker_from_env(sample_rate: int, *, block_ms: int = 20) -> AudioSink:
+    """``$PARLEY_SPEAKER``: ``null`` (played on a virtual clock and dropped), a WAV path
+    (all audio written on close), or, unset or ``default``, the sound card."""
+    value = _env_device(SPEAKER_ENV)
+    if value is None:
+        return SoundDeviceSpeaker(sample_rate, block_ms=block_ms)
+    if value == "null":
+        return BufferSpeaker(sample_rate, realtime=True, keep=False)
+    return BufferSpeaker(sample_rate, path=value)

@@ -5,6 +5,11 @@
         client.start_listening()          # microphone → VAD → the server
         await asyncio.sleep(60)
 
+(``mode="big"`` with no ``url`` runs the local lane, :mod:`parley.client.lane`: Parley's
+Realtime server in this process on the configured engine. Without a microphone and a
+speaker given, the devices come from ``PARLEY_MICROPHONE`` / ``PARLEY_SPEAKER``, else the
+sound card: :mod:`parley.client.devices`.)
+
 The protocol session is :class:`~parley.engines.realtime.RealtimeEngine` — the same
 code the server uses to reach OpenAI: connect with retries and backoff, the GA
 ``session.update``, reconnect and re-seed if the socket drops, usage, barge-in
@@ -28,7 +33,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 from parley.audio import FrameChunker, StreamResampler
 from parley.engines.realtime import RealtimeEngine
@@ -53,7 +58,7 @@ from parley.metrics.pricing import cost_usd, prices_for
 from parley.providers.seams import ToolSpec
 from parley.tasks import cancel_and_wait
 
-from .devices import AudioSink, AudioSource, SoundDeviceMicrophone, SoundDeviceSpeaker
+from .devices import AudioSink, AudioSource, microphone_from_env, speaker_from_env
 from .vad import ClientVAD, VoiceAudio, VoiceStarted, VoiceStopped
 from .voice_config import (
     BIG_URL,
@@ -66,7 +71,18 @@ from .voice_config import (
     TurnMode,
     VoiceEngineConfig,
 )
-from .voice_metrics import ResponseInfo, TurnLatency, VoiceMetrics
+from .voice_metrics import (
+    ResponseInfo,
+    TurnLatency,
+    VoiceMetrics,
+    conversation_cost,
+    realtime_plan,
+)
+
+if TYPE_CHECKING:
+    from parley.metrics.cost import CostBreakdown, CostPlan
+
+    from .lane import LocalLane
 
 __all__ = [
     "BIG_URL",
@@ -193,6 +209,16 @@ class VoiceClient:
         self._sent_ms = 0.0
         self._received_ms = 0.0
         self._last_usage = Usage()
+        self._reply_chars = 0
+        self._speaker_error: ConfigError | None = None
+        self._speaker_reported = False
+        self._lane_served, self._lane_switches = "realtime", 0  # of lanes already stopped
+        self._lane_plan: CostPlan | None = None
+        self._mic_chunks = 0
+        self._mic_first_t = self._mic_last_t = 0.0
+        self._connected_t: float | None = None
+        self._uptime_s = 0.0  # of the sessions already ended
+        self.lane: LocalLane | None = None  # big mode without a url: the local end
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -207,7 +233,7 @@ class VoiceClient:
     @property
     def speaker(self) -> AudioSink:
         if self._speaker is None:
-            self._speaker = SoundDeviceSpeaker(
+            self._speaker = speaker_from_env(
                 self.config.sample_rate, block_ms=self.config.latency.chunk_ms
             )
         return self._speaker
@@ -219,22 +245,30 @@ class VoiceClient:
             raise ConfigError("already connected; disconnect() first", field="connect")
         if retry_count < 0:
             raise ConfigError("must be ≥ 0", field="retry_count")
-        cfg = self.config.realtime_config(connect_attempts=retry_count + 1)
+        url = self.config.resolved_url
+        if url is None:
+            from .lane import LocalLane  # the server side: loaded only for the local lane
+
+            self.lane = LocalLane(language=self.config.language)
+            url = await self.lane.start()
+        cfg = self.config.realtime_config(connect_attempts=retry_count + 1, url=url)
         tools = _ToolBridge(self) if self.config.tools else None
         engine = RealtimeEngine(cfg, tools=tools)
         run = asyncio.create_task(engine.run(), name="voice-client-engine")
         opened = asyncio.create_task(engine.opened.wait())
         try:
             await asyncio.wait({run, opened}, return_when=asyncio.FIRST_COMPLETED)
-        except BaseException:  # cancelled while connecting: leave nothing running
+            if run.done():
+                run.result()  # raises the engine's ProviderError / AuthError
+                raise ConfigError("the session ended while connecting", field="connect")
+        except BaseException:  # failed or cancelled while connecting: leave nothing running
             run.cancel()
+            await self._stop_lane()
             raise
         finally:
             opened.cancel()
-        if run.done():
-            run.result()  # raises the engine's ProviderError / AuthError
-            raise ConfigError("the session ended while connecting", field="connect")
         self._engine, self._run_task = engine, run
+        self._connected_t = time.monotonic()
         self._tasks = [
             asyncio.create_task(self._dispatch(engine), name="voice-client-events"),
             asyncio.create_task(self._report_playback(engine), name="voice-client-playback"),
@@ -258,6 +292,20 @@ class VoiceClient:
         self._tasks = []
         if self._speaker is not None:
             await self._speaker.close()
+        await self._stop_lane()
+        if self._connected_t is not None:
+            self._uptime_s += time.monotonic() - self._connected_t
+            self._connected_t = None
+
+    async def _stop_lane(self) -> None:
+        lane, self.lane = self.lane, None
+        if lane is not None:
+            self._lane_switches += lane.switches
+            self._lane_served, self._lane_plan = lane.serving, lane.cost_plan()
+            await lane.stop()
+
+    def _serving(self) -> str:
+        return self.lane.serving if self.lane is not None else self._lane_served
 
     async def __aenter__(self) -> Self:
         await self.connect()
@@ -280,7 +328,7 @@ class VoiceClient:
         if self.listening:
             return
         if self._microphone is None:
-            self._microphone = SoundDeviceMicrophone(
+            self._microphone = microphone_from_env(
                 self.config.sample_rate, block_ms=self.config.latency.chunk_ms
             )
         self._mic_task = asyncio.create_task(
@@ -339,7 +387,20 @@ class VoiceClient:
         prices = prices_for(name)
         return None if prices is None else cost_usd(self.get_usage(), prices)
 
+    def cost_breakdown(self) -> CostBreakdown:
+        """What the conversation has cost so far, per part (``.total`` is the sum): the
+        Realtime tokens at the model's prices; on the local lane, its engines' prices
+        (local models cost nothing). A part with no known price is in ``unpriced``."""
+        metrics = self.get_metrics()
+        plan = self.lane.cost_plan() if self.lane is not None else self._lane_plan
+        if plan is None:
+            plan = realtime_plan(self.config.price_model or self.config.resolved_model)
+        serving = self._serving()
+        return conversation_cost(plan, serving, self.get_usage(), metrics, self._reply_chars)
+
     def get_metrics(self) -> VoiceMetrics:
+        now = time.monotonic()
+        uptime = self._uptime_s + (now - self._connected_t if self._connected_t else 0.0)
         return VoiceMetrics(
             turns=tuple(self._turns),
             responses=self._responses,
@@ -349,6 +410,11 @@ class VoiceClient:
             audio_sent_ms=self._sent_ms,
             audio_received_ms=self._received_ms,
             reconnects=self._engine.reconnects if self._engine is not None else 0,
+            chunks_captured=self._mic_chunks,
+            capture_s=self._mic_last_t - self._mic_first_t,
+            uptime_s=uptime,
+            serving=self._serving(),
+            switches=self._lane_switches + (self.lane.switches if self.lane is not None else 0),
         )
 
     # -- internals: input --------------------------------------------------------------
@@ -359,8 +425,16 @@ class VoiceClient:
         return self._engine
 
     async def _listen(self, source: AudioSource) -> None:
-        async for chunk in source.chunks():
-            await self._feed(chunk, source.sample_rate)
+        try:
+            async for chunk in source.chunks():
+                self._mic_last_t = time.monotonic()
+                if not self._mic_chunks:
+                    self._mic_first_t = self._mic_last_t
+                self._mic_chunks += 1
+                await self._feed(chunk, source.sample_rate)
+        except ConfigError as exc:  # no microphone: say so; the session goes on
+            await self._device_failed(exc)
+            return
         await self._end_of_input()
 
     async def _feed(self, pcm: bytes, rate: int) -> None:
@@ -446,12 +520,21 @@ class VoiceClient:
             await self._report_now(engine)
 
     def _write(self, rec: _Reply, pcm: bytes) -> None:
+        if self._speaker_error is not None:
+            return  # no speaker: the callbacks still get the audio
         speaker = self.speaker
         if not rec.started_playing:
             rec.started_playing = True
             rec.mark_ms = speaker.played_ms + speaker.queued_ms
         rec.written_ms += len(pcm) / 2 / self.config.sample_rate * 1000
-        speaker.write(pcm)
+        try:
+            speaker.write(pcm)
+        except ConfigError as exc:  # reported by the dispatcher, once
+            self._speaker_error = exc
+
+    async def _device_failed(self, exc: ConfigError) -> None:
+        self._errors += 1
+        await self._call(self.on_error, ErrorEvent("audio_device", str(exc)))
 
     def _release(self, rec: _Reply) -> None:
         for pcm in rec.held:
@@ -529,6 +612,7 @@ class VoiceClient:
 
     async def _on_done(self, ev: ResponseDone) -> None:
         self._responses += 1
+        self._reply_chars += len(ev.text)
         rec = self._replies.get(ev.response_id)
         latency = None
         audio_ms = 0.0
@@ -547,6 +631,9 @@ class VoiceClient:
         async for ev in engine.events():
             if isinstance(ev, AudioDelta):
                 await self._on_audio(ev)
+                if self._speaker_error is not None and not self._speaker_reported:
+                    self._speaker_reported = True
+                    await self._device_failed(self._speaker_error)
             elif isinstance(ev, TranscriptDelta | TextDelta):
                 if isinstance(ev, TextDelta) or ev.role == Role.ASSISTANT:
                     await self._call(self.on_text_response, ev.text)

@@ -132,13 +132,15 @@ def realtime_route(
     backend: RealtimeBackend | Callable[[], RealtimeBackend] | None = None,
     make_engine: EngineMaker | None = None,
     api_key: str | None = None,
+    on_event: EventHook | None = None,
 ) -> WebSocketRoute:
     """The WebSocket route serving the Realtime protocol (mount it in any Starlette app).
 
     ``backend`` is a backend or a zero-argument function returning one (called per
     connection, so it can be built lazily); ``make_engine`` builds each session's
     engine. The defaults are :func:`offline_backend` and :func:`offline_engine_maker`.
-    The ``model`` query parameter is reported back in the session.
+    The ``model`` query parameter is reported back in the session. ``on_event`` sees
+    every engine event of every session (see :func:`serve_realtime`).
     """
     get_backend: Callable[[], RealtimeBackend]
     if backend is None:
@@ -161,7 +163,9 @@ def realtime_route(
         if not makers:
             makers.append(offline_engine_maker())  # lazily: it names the offline models
         engine = makers[0]()
-        await serve_realtime(StarletteSocket(websocket), get_backend(), engine, model=model)
+        await serve_realtime(
+            StarletteSocket(websocket), get_backend(), engine, model=model, on_event=on_event
+        )
 
     return WebSocketRoute(path, endpoint)
 

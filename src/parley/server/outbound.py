@@ -2,7 +2,7 @@
 
 The conversation is created first (like ``POST /conversations``, with the body's
 prompt, voice, engine and brain), then Twilio is asked, through the official SDK
-(:func:`parley.client.outbound.place_twilio_call_async`), to call ``to`` from
+(:func:`parley.transports.twilio_rest.place_twilio_call_async`), to call ``to`` from
 ``from``, fetching its instructions from our own voice webhook:
 ``/twilio/voice?conversation_id=ID``. When the callee answers, Twilio POSTs that
 webhook (signed, like any inbound call), which answers ``<Connect><Stream>`` to
@@ -20,11 +20,11 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from parley.client.outbound import place_twilio_call_async
 from parley.engines.spec import EngineKind
 from parley.errors import ConfigError, ProviderError
 from parley.server.switchboard import Switchboard
 from parley.server.urls import http_base
+from parley.transports.twilio_rest import place_twilio_call_async
 
 __all__ = ["OutboundCall", "OutboundPlaced", "outbound_router"]
 

@@ -3,7 +3,7 @@
 One record per turn (when, which conversation, characters in and out, the time of
 the rest of the chain, the error code if it failed), kept for ``retention_days``
 (and at most ``max_records``); the statistics are computed from the records kept,
-latency with :func:`parley.conversation.metrics.summarize`. One instance serves every
+latency with :func:`parley.metrics.conversation_metrics.latency_stats`. One instance serves every
 conversation of an engine. Parley's own
 :class:`parley.conversation.middleware.AnalyticsMiddleware` counts app-wide passes
 for ever; this one is dated, per conversation, and forgets.
@@ -16,8 +16,8 @@ from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Any
 
-from parley.conversation.metrics import summarize
 from parley.errors import ConfigError, ParleyError
+from parley.metrics.conversation_metrics import latency_stats as summarize
 from parley.realtime_conversation.core.interfaces import ConversationContext, NextMiddleware
 
 __all__ = ["AnalyticsMiddleware"]

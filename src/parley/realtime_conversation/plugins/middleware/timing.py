@@ -2,7 +2,8 @@
 
 Parley's :class:`parley.conversation.middleware.TimingMiddleware` times the rest of
 the chain (``metadata["timings_ms"][name]``, slow passes logged); this keeps the
-last ``window`` times and summarises them (:func:`parley.conversation.metrics.summarize`).
+last ``window`` times and summarises them
+(:func:`parley.metrics.conversation_metrics.latency_stats`).
 """
 
 from __future__ import annotations
@@ -10,9 +11,9 @@ from __future__ import annotations
 from collections import deque
 from typing import Any, cast
 
-from parley.conversation.metrics import summarize
 from parley.conversation.middleware import MiddlewareContext
 from parley.conversation.middleware import TimingMiddleware as _ParleyTiming
+from parley.metrics.conversation_metrics import latency_stats as summarize
 from parley.realtime_conversation.core.interfaces import ConversationContext, NextMiddleware
 
 __all__ = ["TimingMiddleware"]
