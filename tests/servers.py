@@ -32,6 +32,7 @@ import httpx
 import uvicorn
 
 from parley.app import Parley
+from parley.server.uvicorn_ws import WS_PROTOCOL
 
 __all__ = [
     "RunningServer",
@@ -74,7 +75,7 @@ class _LoopServer(uvicorn.Server):
 
 @contextlib.asynccontextmanager
 async def serve_asgi(
-    asgi: Any, *, lifespan: str = "off", ws: str = "websockets-sansio"
+    asgi: Any, *, lifespan: str = "off", ws: Any = WS_PROTOCOL
 ) -> AsyncIterator[int]:
     """Serve any ASGI app in this process, on this loop, until the block exits;
     yields the port."""

@@ -171,5 +171,6 @@ async def test_ending_a_call_from_the_server_closes_the_socket(
         ready = await start(ws)
         assert await app.end_call(ready.session_id)  # what DELETE /conversations/{id} does
         assert (await closed(ws)).code == 1000
-    record = app.calls.get(ready.session_id)
-    assert record is not None and record.status == "ended"
+    stored = await app.session(ready.session_id)  # ended calls live in the session store
+    assert stored is not None and stored.record.status == "ended"
+    assert stored.record.end_reason == "requested"

@@ -319,8 +319,9 @@ async def test_metrics_off_means_no_meter_and_no_metrics(tmp_path: Path) -> None
     async with serve_app(app) as server, httpx.AsyncClient(base_url=server.url) as http:
         await twilio_call(server, 1)
         assert (await http.get("/metrics")).status_code == 404
-        (record,) = app.calls.records()
-        info = (await http.get(f"/conversations/{record.id}")).json()
+        # the ended call is in the session store, not in memory
+        (listed,) = (await http.get("/conversations")).json()["conversations"]
+        info = (await http.get(f"/conversations/{listed['id']}")).json()
     assert info["metrics"] == {} and info["estimated_cost"] is None
 
 

@@ -71,8 +71,8 @@ def test_on_event_takes_event_classes_only() -> None:
 
 
 def test_unbuilt_features_and_unknown_voices_are_rejected() -> None:
-    with pytest.raises(ValueError, match="enable_caching"):
-        ConversationConfig(enable_caching=True)
+    with pytest.raises(ValueError, match="enable_analytics"):
+        ConversationConfig(enable_analytics=True)
     # The realtime engine fails over to the local cascade, so its voice must exist too.
     with pytest.raises(ConfigError, match="voice"):
         Parley(
@@ -178,6 +178,9 @@ async def test_hooks_run_with_session_and_user_and_a_failing_hook_is_contained()
             if len(log) == 2:
                 break
             await asyncio.sleep(0.02)
-    (record,) = app.calls.records()
-    assert log == [("start", record.id, "u-9"), ("end", record.id, "u-9")]
+    ((_, call_id, _), _) = log
+    assert log == [("start", call_id, "u-9"), ("end", call_id, "u-9")]
+    assert not app.calls.records()  # ended calls leave memory: they live in the store
+    stored = await app.session(call_id)
+    assert stored is not None and stored.record.status == "ended"
     assert audio == [960]

@@ -103,13 +103,19 @@ async def test_openapi_health_and_readiness(client: httpx.AsyncClient) -> None:
 
 
 async def test_capacity_refuses_new_conversations() -> None:
+    """max_calls counts calls that hold a socket; pending conversations count against
+    their creator (its limits), not the server: they cannot lock callers out."""
     app = Parley(settings=ParleySettings(engine=EngineKind.LOOPBACK, max_calls=1))
     async with serve_app(app) as server, httpx.AsyncClient(base_url=server.url) as c:
-        assert (await c.post("/conversations", json={})).status_code == 201
-        full = await c.post("/conversations", json={})
-        assert full.status_code == 503 and "capacity" in full.json()["detail"]
-        assert (await c.get("/readyz")).status_code == 503
-        async with websockets.connect(server.ws_url("/twilio/stream")) as ws:
-            with pytest.raises(websockets.ConnectionClosed) as info:
-                await ws.recv()
-            assert info.value.rcvd is not None and info.value.rcvd.code == 1013
+        created = [(await c.post("/conversations", json={})) for _ in range(3)]
+        assert [r.status_code for r in created] == [201] * 3
+        async with websockets.connect(created[0].json()["websocket_url"]) as live:
+            await live.send(encode_client_message(StartMessage()))
+            await live.recv()  # ready: one live call, the server is full
+            full = await c.post("/conversations", json={})
+            assert full.status_code == 503 and "capacity" in full.json()["detail"]
+            assert (await c.get("/readyz")).status_code == 503
+            async with websockets.connect(server.ws_url("/twilio/stream")) as ws:
+                with pytest.raises(websockets.ConnectionClosed) as info:
+                    await ws.recv()
+                assert info.value.rcvd is not None and info.value.rcvd.code == 1013

@@ -60,8 +60,10 @@ from parley.events import Event, Role
 from parley.flows import FlowConfig, FlowController, FlowRegistry, load_flow
 from parley.server.auth import TwilioTokens
 from parley.server.calls import CallRecord, CallRegistry
+from parley.server.persistence import Storage
 from parley.server.setup import CallSetup, EventHandler, LifecycleHandler
 from parley.server.switchboard import Switchboard
+from parley.store.records import SessionStore, StoredSession
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -96,7 +98,14 @@ class Parley:
         settings: ParleySettings | None = None,
         engine_factory: Callable[[EngineRequest], Engine] | None = None,
         flow: FlowConfig | str | Path | Mapping[str, Any] | None = None,
+        session_store: SessionStore | None = None,
+        persist_conversations: bool | None = None,
+        compliance_mode: str | None = None,
     ) -> None:
+        """``session_store`` (e.g. ``RedisSessionStore(url=…)``) and
+        ``persist_conversations`` (finished turns and ended calls kept: SQLite beside
+        the app unless a store is given) override the settings of the same names, as
+        does ``compliance_mode="HIPAA"`` (docs/compliance.md)."""
         self.settings = settings if settings is not None else load_settings()
         self.config = config if config is not None else self.settings.conversation
         #: What every call is built with; the decorators below add to it.
@@ -105,7 +114,13 @@ class Parley:
             flow=load_flow(flow) if flow is not None else None,
             engine_maker=engine_factory,
         )
-        self.switchboard = Switchboard(self.settings, self.setup)
+        storage = Storage.from_settings(
+            self.settings,
+            session_store=session_store,
+            persist=True if session_store is not None else persist_conversations,
+            compliance_mode=compliance_mode,
+        )
+        self.switchboard = Switchboard(self.settings, self.setup, storage=storage)
         self._asgi: FastAPI | None = None
 
     # -- the registries (read by the switchboard at each call) ----------------------------
@@ -308,6 +323,13 @@ class Parley:
         """Blend ``data`` into a live call's context; None when the call is not live."""
         return await self.switchboard.inject_context(session_id, key, data, source=source)
 
+    async def invalidate_context(
+        self, user_id: str, *, tenant: str = "default", provider: str | None = None
+    ) -> None:
+        """Drop a user's cached context-provider results (``enable_caching``) now, e.g.
+        after their data changed: the next call asks the providers again."""
+        await self.switchboard.caching.invalidate(user_id, tenant=tenant, provider=provider)
+
     async def fire(
         self, session_id: str, event: str, data: dict[str, Any] | None = None
     ) -> int | None:
@@ -393,6 +415,7 @@ class Parley:
         a zero-argument factory returning a FastAPI app (each worker builds its own)."""
         from parley.server.run import run_server
 
+        self.switchboard.security.check_exposure(host or self.settings.host)
         run_server(
             None if app_import is not None else self.asgi,
             host=host or self.settings.host,
@@ -420,6 +443,11 @@ class Parley:
     def flow_controller(self, session_id: str) -> FlowController | None:
         """The call's guided-flow state, or None without a flow or such a call."""
         return self.switchboard.flow_controller(session_id)
+
+    async def session(self, session_id: str) -> StoredSession | None:
+        """A conversation as the session store keeps it (ended calls live only there):
+        its record and finished turns, or None."""
+        return await self.switchboard.persistence.load(session_id)
 
     def conversation(self, session_id: str) -> Conversation | None:
         record = self.calls.get(session_id)

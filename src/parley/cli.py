@@ -480,11 +480,18 @@ def realtime_server(
         f"{escape(parley_app.engine_choice().reason)}"
         + ("" if api_key else " — [yellow]no API key required[/yellow]")
     )
+    from parley.server.uvicorn_ws import WS_PROTOCOL
+
+    try:
+        if not api_key:  # a key guards /v1/realtime, the only route served here
+            parley_app.switchboard.security.check_exposure(host)
+    except ConfigError as exc:
+        raise _config_error(exc) from None
     uvicorn.run(
         create_app(parley_app.switchboard, endpoints={"realtime"}, rest=False),
         host=host,
         port=port,
-        ws="websockets-sansio",
+        ws=WS_PROTOCOL,
         log_level="warning",
     )
 

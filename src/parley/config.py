@@ -58,6 +58,9 @@ BUILT_FEATURES: set[str] = {
     "enable_analytics",  # parley.analytics: processors, history, the dashboard's data
     "track_costs",  # parley.metrics.cost, in each call's meter
     "track_engagement",  # parley.metrics.engagement, in each call's meter
+    "enable_auth",  # parley.server.security
+    "enable_caching",  # parley.server.persistence (parley.store.cache)
+    "rate_limit_per_minute",  # parley.server.security (parley.security.limits)
 }
 
 _FEATURE_SWITCHES = (
@@ -187,6 +190,42 @@ class ParleySettings(BaseSettings):
     # standard OTEL_EXPORTER_OTLP_*ENDPOINT variables work too). Needs parley-voice[otel].
     otlp_endpoint: str | None = None
     conversation: ConversationConfig = ConversationConfig()
+    # -- production (issue 10): parley.server.security, parley.server.persistence -------
+    # The ``auth:`` block (parley.security.Authenticator.from_settings): ``enabled``,
+    # ``api_keys``, ``jwt``, ``client_secrets``. ``conversation.enable_auth`` turns it on.
+    auth: dict[str, Any] = Field(default_factory=dict)
+    # Limits per tier (parley.security.limits.TierLimits.from_mapping), by tier name;
+    # ``default`` overrides the tier built from ``conversation.rate_limit_per_minute``.
+    limits: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # Pending conversations (made over REST, not yet connected) per user, and their life.
+    max_pending_per_user: int = Field(default=100, ge=1)
+    pending_ttl_seconds: float = Field(default=300.0, gt=0)
+    # With authentication off, listening on anything but loopback needs this on purpose.
+    allow_unauthenticated_public: bool = False
+    # The tenant phone callers (Twilio, authenticated by signature + token) belong to.
+    phone_tenant: str = Field(default="default", min_length=1)
+    # What a client may ask for in POST /conversations besides the configured ones.
+    allowed_brains: list[str] = Field(default_factory=list)
+    allowed_engines: list[EngineKind] = Field(default_factory=list)
+    # Every REST request body is refused (413) above this size.
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # Durable sessions: finished turns and ended calls in a store (SQLite file by
+    # default, Redis with redis_url); "memory" keeps them in this process only.
+    persist_conversations: bool = False
+    session_store: Literal["sqlite", "redis", "memory"] | None = None
+    session_db: Path = Path("parley.db")
+    # A browser whose call dropped may reconnect with its session id within this time.
+    resume_seconds: float = Field(default=120.0, ge=0)
+    # Redis, shared by every node: sessions, limits, one-time tokens, the call
+    # directory and the per-node command channels.
+    redis_url: str | None = None
+    node_id: str = ""
+    node_lease_seconds: float = Field(default=10.0, gt=0)
+    # Compliance (docs/compliance.md): "HIPAA" or none; the AES key "kid:base64,…".
+    compliance_mode: Literal["HIPAA", "none"] | None = None
+    encryption_key: SecretStr | None = None
+    retention_days: float | None = Field(default=None, gt=0)
+    redact_logs: bool = False
 
     @field_validator("brain", "stt", "tts", "vad")
     @classmethod

@@ -61,7 +61,14 @@ from parley.metrics.meter import CallInfo, CallMeter, Incident, MetricsSink
 from parley.metrics.prometheus import MetricsRegistry
 from parley.metrics.records import CallRecord, CostTotal, GroupBy, aggregate_costs
 
-__all__ = ["AnalyticsHub", "CallMetrics", "CallView", "HubOptions", "MetricsHandler"]
+__all__ = [
+    "AnalyticsHub",
+    "CallMetrics",
+    "CallView",
+    "HubOptions",
+    "MetricsHandler",
+    "view_fields",
+]
 
 log = logging.getLogger("parley.analytics")
 
@@ -163,6 +170,39 @@ class CallView:
     latency: dict[str, LatencyStats]
     analytics: AnalyticsResult | None = None
     analytics_error: str | None = None
+
+
+def view_fields(view: CallView) -> dict[str, Any]:
+    """A call's figures as JSON-able fields (REST's conversation view, and the session
+    store's summary of an ended call)."""
+    m = view.metrics
+    return {
+        "metrics": {
+            k: {
+                "count": v.count,
+                "p50_ms": v.p50_ms,
+                "p90_ms": v.p90_ms,
+                "p99_ms": v.p99_ms,
+                "mean_ms": v.mean_ms,
+            }
+            for k, v in view.latency.items()
+        },
+        "turn_metrics": [
+            {
+                "turn_index": t.index,
+                "status": t.status,
+                "engine": t.engine,
+                "interrupted": t.interrupted,
+                **{f: getattr(t, f) for f in LATENCY_FIELDS},
+            }
+            for t in view.turns
+        ],
+        "estimated_cost": m.estimated_cost,
+        "cost": m.cost.as_dict() if m.cost is not None else None,
+        "engagement_score": m.engagement_score,
+        "analytics": view.analytics.as_dict() if view.analytics is not None else None,
+        "analytics_error": view.analytics_error,
+    }
 
 
 def _tracer(options: HubOptions) -> tuple[MetricsSink, Callable[[], object]] | None:

@@ -58,14 +58,14 @@ def turn_config(td: TurnDetection) -> TurnConfig:
     base = TurnConfig()
     threshold = td.threshold if isinstance(td.threshold, float | int) else base.threshold
     prefix = td.prefix_padding_ms if isinstance(td.prefix_padding_ms, int) else None
-    if td.type == "semantic_vad":
-        eagerness = td.eagerness if isinstance(td.eagerness, str) else "auto"
-        silence = EAGERNESS_SILENCE_MS[eagerness]
-    elif isinstance(td.silence_duration_ms, int):
-        silence = float(td.silence_duration_ms)
-    else:
-        silence = base.end_of_turn_silence_ms
     try:
+        if td.type == "semantic_vad":
+            eagerness = td.eagerness if isinstance(td.eagerness, str) else "auto"
+            silence = EAGERNESS_SILENCE_MS[eagerness]
+        elif isinstance(td.silence_duration_ms, int):
+            silence = float(td.silence_duration_ms)
+        else:
+            silence = base.end_of_turn_silence_ms
         return TurnConfig(
             threshold=float(threshold),
             stop_threshold=min(base.stop_threshold, float(threshold)),
@@ -77,6 +77,10 @@ def turn_config(td: TurnDetection) -> TurnConfig:
         raise RemoteProtocolError(
             f"session.audio.input.turn_detection: {exc.field or 'value'} {exc}",
             code="invalid_value",
+        ) from None
+    except (OverflowError, KeyError):  # a huge integer, an unknown eagerness (socket fuzz)
+        raise RemoteProtocolError(
+            "session.audio.input.turn_detection: a number out of range", code="invalid_value"
         ) from None
 
 

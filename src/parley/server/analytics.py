@@ -6,9 +6,10 @@ with ``live=true``, those in progress so far); ``GET /analytics/summary`` is wha
 dashboard draws; ``GET /analytics/calls`` and ``/analytics/calls/{id}`` list the
 finished calls with their metrics and analytics results.
 
-Access: every analytics route depends on :func:`require_admin`, the one hook the
-authentication work fills in (the admin permission); ``/metrics`` is for the scraper
-and is left to the network's own protection, as Prometheus endpoints usually are.
+Access: the app mounts these routes, ``/metrics`` and the dashboard under the
+``analytics`` tag, for which the server's gate (``parley.server.security``) requires
+``analytics:read`` (or ``admin``) once authentication is on; a Prometheus scraper
+sends its key as ``Authorization: Bearer``.
 """
 
 from __future__ import annotations
@@ -16,30 +17,17 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from fastapi import APIRouter, HTTPException, Query, Response
 
 from parley.analytics.hub import AnalyticsHub
 from parley.analytics.views import metrics_json
 from parley.metrics.records import GroupBy
 
-__all__ = ["ADMIN_ONLY", "analytics_router", "metrics_router", "require_admin"]
-
-
-async def require_admin() -> None:
-    """The admin permission the analytics routes and the dashboard need.
-
-    Open until the server's authentication lands: that work replaces this body with
-    the admin check (raise ``HTTPException(401/403)``), and every analytics route and
-    the dashboard are protected by it — they all depend on this one function.
-    """
-
-
-#: The dependency list of every admin-only router (analytics, dashboard).
-ADMIN_ONLY = [Depends(require_admin)]
+__all__ = ["analytics_router", "metrics_router"]
 
 
 def analytics_router(hub: AnalyticsHub) -> APIRouter:
-    router = APIRouter(prefix="/analytics", tags=["analytics"], dependencies=ADMIN_ONLY)
+    router = APIRouter(prefix="/analytics", tags=["analytics"])
 
     @router.get("/costs")
     async def costs(

@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, WebSocket
+from fastapi import Depends, FastAPI, Request, WebSocket
 from fastapi.responses import JSONResponse
 from starlette.staticfiles import StaticFiles
 
@@ -26,14 +26,19 @@ from parley import __version__
 from parley.conversation.context import default_token_counter
 from parley.dashboard import dashboard_router
 from parley.metrics.prometheus import mark_process_dead
-from parley.server.analytics import ADMIN_ONLY, analytics_router, metrics_router
+from parley.security.principal import Principal
+from parley.security.tenancy import shows_call_ids
+from parley.server.access import access_router
+from parley.server.analytics import analytics_router, metrics_router
+from parley.server.bounds import BodyLimit, SafeJSONResponse, install_error_handlers
 from parley.server.docs import mount_offline_docs
 from parley.server.flows import flows_router
 from parley.server.hosts.lean import ENDPOINTS_STATE_KEY
 from parley.server.lifecycle import install_drain_on_sigterm
 from parley.server.outbound import outbound_router
 from parley.server.phone_answers import phone_answers_router
-from parley.server.rest import rest_router
+from parley.server.rest import read_guard, rest_router
+from parley.server.security import install_refusals
 from parley.server.switchboard import Endpoint, Switchboard
 from parley.server.twilio import twilio_router
 from parley.server.webrtc import webrtc_router
@@ -52,7 +57,7 @@ STATIC_DIR = Path(__file__).parent / "static"
 def _route(endpoint: Endpoint) -> Callable[[WebSocket], Awaitable[None]]:
     async def route(websocket: WebSocket) -> None:
         connection = starlette_connection(websocket)
-        verdict = endpoint.admit(connection)
+        verdict = await endpoint.admit(connection)
         if isinstance(verdict, Refusal):
             await refuse_starlette(websocket, verdict)
             return
@@ -75,6 +80,7 @@ def create_app(
         for level, message in board.startup_messages():
             log.log(level, message)
         await board.warmup()
+        await board.start()
         # The BPE tables for context token counts load in ~0.7 s: off the loop, now,
         # rather than inside the first call.
         await asyncio.to_thread(default_token_counter)
@@ -95,31 +101,51 @@ def create_app(
         lifespan=lifespan,
         docs_url=None,  # served offline below (FastAPI's pages load from a CDN)
         redoc_url=None,
+        # Every route authenticates and is rate limited, those added later too
+        # (parley.server.security: health, readiness and the signed webhook are open).
+        dependencies=[Depends(board.security.gate)],
+        # ASCII JSON: any string a client managed to get in renders (never a 500).
+        default_response_class=SafeJSONResponse,
     )
+    api.add_middleware(BodyLimit, max_bytes=board.settings.max_body_bytes)
+    install_error_handlers(api)
+    install_refusals(api)
     api.state.switchboard = board
     mount_offline_docs(api)
-    api.include_router(metrics_router(board.analytics))
+    # the scraper needs analytics:read like the analytics routes (the gate, by tag)
+    api.include_router(metrics_router(board.analytics), tags=["analytics"])
     if rest:
         api.include_router(rest_router(board))
+        api.include_router(access_router(board))
         api.include_router(twilio_router(board))
         api.include_router(phone_answers_router(board))
         api.include_router(outbound_router(board))
         api.include_router(webrtc_router(board))
         api.include_router(
-            flows_router(board.flow_controller, exists=lambda cid: board.calls.get(cid) is not None)
+            flows_router(
+                board.flow_controller,
+                exists=lambda cid: board.calls.get(cid) is not None,
+                guard=read_guard(board),
+            )
         )
         api.include_router(analytics_router(board.analytics))
         api.include_router(
-            dashboard_router(
-                board.analytics, dependencies=ADMIN_ONLY, closing=lambda: board.draining
-            ),
+            dashboard_router(board.analytics, closing=lambda: board.draining),
             prefix="/dashboard",
+            tags=["analytics"],
         )
 
     @api.get("/healthz", tags=["health"])
-    async def healthz() -> dict[str, Any]:
-        """Liveness, with the health report (connections, calls, engines, queues)."""
-        return board.health()
+    async def healthz(request: Request) -> dict[str, Any]:
+        """Liveness, with the health report (connections, engines, queues); the calls
+        (their ids) only for an ``admin`` (or everyone with authentication off)."""
+        report = board.health()
+        principal: Principal | None = None
+        if request.headers.get("authorization") or request.headers.get("x-api-key"):
+            principal = await board.security.optional_principal(request)
+        if board.security.enabled and not shows_call_ids(principal):
+            report["calls"] = []
+        return report
 
     @api.get("/readyz", tags=["health"])
     async def readyz() -> JSONResponse:

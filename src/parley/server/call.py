@@ -10,11 +10,11 @@ Every event of the call passes :meth:`LiveCall.observe` once, in order.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from parley.analytics.hub import AnalyticsHub, CallMetrics
-from parley.conversation.context import ContextManager
+from parley.conversation.context import ContextManager, ContextProvider
 from parley.conversation.journal import Journal
 from parley.conversation.state import ConversationState
 from parley.conversation.triggers import TriggerRunner, TriggerType
@@ -57,7 +57,12 @@ class LiveCall:
         journal: Journal | None = None,
         analytics: AnalyticsHub | None = None,
         metrics: CallMetrics | None = None,
+        providers: Sequence[ContextProvider] | None = None,
+        after: Callable[[Event], Awaitable[None]] | None = None,
     ) -> None:
+        """``providers``: the call's context providers (default: the app's);
+        ``after``: awaited with each event once the journal has it (the session
+        store's turn writer: a finished turn is committed before the next event)."""
         self.setup = setup
         self.record = record
         self.engine = engine
@@ -65,6 +70,7 @@ class LiveCall:
         #: The call's meter (None when metrics are off); closed into the hub at the end.
         self.metrics = metrics
         self._analytics = analytics
+        self._after = after
         cfg = setup.config
         self.context = TriggerRunner(
             record.id,
@@ -75,7 +81,7 @@ class LiveCall:
                 async_injection=cfg.enable_async_injection,
             ),
             triggers=tuple(setup.context_triggers),
-            providers=tuple(setup.context_providers),
+            providers=tuple(setup.context_providers if providers is None else providers),
             user_id=record.user_id,
         )
         # The context layer watches transcripts for SEMANTIC triggers, and reply
@@ -144,6 +150,8 @@ class LiveCall:
                 event.current,
                 event.reason,
             )
+        if self._after is not None:
+            await self._after(event)
         if self._watch and kind in _CONTEXT_EVENTS:
             await self.context.observe(event)
         for fn in self.setup.handlers.get(kind, ()):

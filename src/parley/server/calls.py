@@ -24,6 +24,7 @@ from parley.conversation.session import Conversation
 from parley.engines.seams import CallEngine
 from parley.engines.spec import EngineKind
 from parley.errors import LocalProtocolError
+from parley.store.records import StoredSession
 from parley.transports.platform import PlatformStream
 
 __all__ = ["CALL_TRANSITIONS", "CallRecord", "CallRegistry", "CallStatus"]
@@ -57,6 +58,10 @@ class CallRecord:
     system_prompt: str
     kind: str | None = None  # the platform's name once a socket carries it
     user_id: str | None = None
+    # The owner: the principal that created it (parley.security.tenancy), never a
+    # client's field; ``user_id`` above is the app's user (context providers, hooks).
+    tenant: str = "default"
+    owner_id: str = "anonymous"
     metadata: dict[str, str] = field(default_factory=dict)
     call_sid: str = ""
     status: CallStatus = CallStatus.PENDING
@@ -68,6 +73,9 @@ class CallRecord:
     stream: PlatformStream | None = None
     live_engine: CallEngine | None = None
     end_requested: bool = False
+    end_reason: str = ""  # why it ended, as the session store keeps it
+    resumed_turns: int = 0  # turns carried over from the stored session it resumes
+    resume_from: StoredSession | None = None  # that session, until the call starts
     finished: asyncio.Event = field(default_factory=asyncio.Event)
 
     def move(self, target: CallStatus) -> None:
@@ -106,7 +114,8 @@ class CallRecord:
 
 
 class CallRegistry:
-    """Records by id. Ended calls are kept (the newest ``keep_ended``) for GET/transcript."""
+    """Records by id. Ended calls are kept (the newest ``keep_ended``; the switchboard
+    keeps none: they live in its session store) for GET/transcript."""
 
     def __init__(self, *, max_calls: int = 1000, keep_ended: int = 1000) -> None:
         self.max_calls = max_calls
@@ -135,8 +144,12 @@ class CallRegistry:
         return [r for r in self._records.values() if r.status in (_C.CONNECTING, _C.LIVE)]
 
     def open_count(self) -> int:
-        """Calls not yet ended (pending ones included): what ``max_calls`` limits."""
-        return sum(1 for r in self._records.values() if r.status is not _C.ENDED)
+        """Calls that hold (or are about to hold) a socket: what ``max_calls`` limits.
+        Pending conversations count against their creator (its limits), not here."""
+        return sum(1 for r in self._records.values() if r.status in (_C.CONNECTING, _C.LIVE))
+
+    def pending(self) -> list[CallRecord]:
+        return [r for r in self._records.values() if r.status is _C.PENDING]
 
     def ended(self, record: CallRecord) -> None:
         record.move(_C.ENDED)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel
 
 from parley.flows.controller import FlowController
@@ -32,13 +32,18 @@ class ProgressInfo(BaseModel):
 def flows_router(
     lookup: Callable[[str], FlowController | None],
     exists: Callable[[str], bool] | None = None,
+    *,
+    guard: Callable[[Request, str], Awaitable[None]] | None = None,
 ) -> APIRouter:
     """``lookup(id)`` gives a call's controller (``FlowRegistry.get``); ``exists(id)``,
-    if given, tells a conversation without a flow (404 saying so) from an unknown one."""
+    if given, tells a conversation without a flow (404 saying so) from an unknown one;
+    ``guard(request, id)``, if given, refuses a caller who may not read it."""
     router = APIRouter(tags=["flows"])
 
     @router.get("/conversations/{conversation_id}/progress", response_model=ProgressInfo)
-    async def get_progress(conversation_id: str) -> ProgressInfo:
+    async def get_progress(conversation_id: str, request: Request) -> ProgressInfo:
+        if guard is not None:
+            await guard(request, conversation_id)
         controller = lookup(conversation_id)
         if controller is None:
             if exists is not None and exists(conversation_id):

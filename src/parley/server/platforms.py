@@ -9,12 +9,12 @@ one line below — docs/extending.md walks through it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
-from parley.server.auth import TwilioTokens
-from parley.server.tokens import StreamTokens
+from parley.protocols.twilio import Start
 from parley.transports.browser import BrowserPlatform
 from parley.transports.detect import SharedPhonePlatform
+from parley.transports.phone import TokenCheck
 from parley.transports.platform import Platform
 from parley.transports.plivo import PlivoPlatform
 from parley.transports.telnyx import TelnyxPlatform
@@ -26,13 +26,16 @@ __all__ = ["platforms"]
 
 
 def platforms(
-    twilio_tokens: TwilioTokens | None, tokens: Mapping[str, StreamTokens] | None = None
+    twilio_check: Callable[[Start], Awaitable[None]] | None = None,
+    checks: Mapping[str, TokenCheck] | None = None,
 ) -> tuple[Platform, ...]:
     """The platforms a server serves (the Realtime endpoint is the switchboard's own);
-    ``tokens`` are the other phone platforms' one-time stream tokens by name."""
-    checks = {name: t.check for name, t in (tokens or {}).items()}
+    ``twilio_check`` vets a Twilio stream's one-time token and ``checks`` the other
+    phone platforms' by name (the switchboard's single-use checks); a platform
+    without one is not authenticated."""
+    checks = checks or {}
     phones: tuple[Platform, ...] = (
-        TwilioPlatform(twilio_tokens.check_start if twilio_tokens is not None else None),
+        TwilioPlatform(twilio_check),
         TelnyxPlatform(checks.get("telnyx")),
         VonagePlatform(checks.get("vonage")),
         PlivoPlatform(checks.get("plivo")),

@@ -21,32 +21,41 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import secrets
+import socket as _socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from parley.analytics.hub import AnalyticsHub, CallMetrics, HubOptions
+from parley.analytics.hub import AnalyticsHub, CallMetrics, HubOptions, view_fields
 from parley.analytics.plans import cost_plan
 from parley.audio.format import AudioFormat
 from parley.config import ConversationConfig, ParleySettings, engine_spec, provider_options
 from parley.conversation.context import ContextManager, InjectResult
 from parley.conversation.journal import Journal
-from parley.conversation.middleware import Middleware
 from parley.conversation.session import Conversation
 from parley.conversation.triggers import TriggerType
 from parley.engines.factory import EngineChoice, EngineFactory
-from parley.engines.seams import CallEngine, ToolRunner, missing_capabilities
-from parley.engines.spec import EngineKind, EngineRequest
-from parley.errors import AuthError, ConfigError, RemoteProtocolError
-from parley.events import DTMFReceived, ErrorEvent, Event
+from parley.engines.seams import CallEngine
+from parley.engines.spec import EngineKind
+from parley.errors import AuthError, ConfigError, RateLimited, RemoteProtocolError
+from parley.events import DTMFReceived, Event
 from parley.flows import FlowController, FlowRegistry
 from parley.providers.registry import ProviderRegistry
 from parley.realtime_server import RealtimeBackend, admission, serve_realtime
+from parley.security.principal import Principal
+from parley.security.refusals import refusal_for
+from parley.server.admission import CallAdmission
 from parley.server.auth import TwilioTokens
 from parley.server.call import LiveCall
 from parley.server.calls import CallRecord, CallRegistry, CallStatus
+from parley.server.cluster import ClusterNode
+from parley.server.engines import CallEngines, CallParts
+from parley.server.persistence import ContextCaching, Persistence, Storage, resume
 from parley.server.platforms import platforms
+from parley.server.security import Admission, Security
 from parley.server.setup import CallSetup
 from parley.server.tokens import phone_tokens
 from parley.transports.platform import Accept, Connection, Platform, PlatformStream, Refusal
@@ -76,7 +85,9 @@ class Endpoint:
 
     name: str
     routes: tuple[str, ...]
-    admit: Callable[[Connection], Accept | Refusal]
+    #: Before accepting: the platform's check, authentication, limits. A host hands
+    #: the same ``Connection`` to ``serve`` (the admission rides on its ``state``).
+    admit: Callable[[Connection], Awaitable[Accept | Refusal]]
     serve: Callable[[WireSocket, Connection], Awaitable[None]]
     #: Why new calls are refused now (draining, full), or None. ``serve`` closes such a
     #: socket with 1013 itself; a host that has a refusal of its own at connect time
@@ -93,6 +104,7 @@ class Switchboard:
         setup: CallSetup,
         *,
         factory: EngineFactory | None = None,
+        storage: Storage | None = None,
     ) -> None:
         self.settings = settings
         self.setup = setup
@@ -100,7 +112,8 @@ class Switchboard:
             engine_spec(settings, setup.config),
             ProviderRegistry(provider_options(settings, setup.config)),
         )
-        self.calls = CallRegistry(max_calls=settings.max_calls)
+        # Ended calls leave memory: they live in the session store.
+        self.calls = CallRegistry(max_calls=settings.max_calls, keep_ended=0)
         self.flows = FlowRegistry()
         #: True once a graceful shutdown began: new calls are refused.
         self.draining = False
@@ -110,9 +123,47 @@ class Switchboard:
             if token is not None
             else None
         )
+        self.storage = storage or Storage.from_settings(settings)
+        self.node_id = settings.node_id or (
+            f"{_socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        )
         #: One-time stream tokens of Telnyx, Vonage and Plivo (those configured).
         self.stream_tokens = phone_tokens(settings)
-        self.platforms: tuple[Platform, ...] = platforms(self.twilio_tokens, self.stream_tokens)
+        self.security = Security(
+            settings,
+            setup.config,
+            self.storage,
+            twilio_tokens=self.twilio_tokens,
+            stream_tokens=self.stream_tokens,
+        )
+        self.persistence = Persistence(
+            self.storage,
+            node_id=self.node_id,
+            resume_seconds=settings.resume_seconds,
+            figures=self._figures,
+        )
+        self.caching = ContextCaching(self.storage.cache, setup.config)
+        self.cluster: ClusterNode | None = (
+            ClusterNode(
+                self.storage.redis,
+                self.node_id,
+                self.storage.sessions,
+                lease_seconds=settings.node_lease_seconds,
+            )
+            if self.storage.redis is not None
+            else None
+        )
+        self.admission = CallAdmission(
+            self.calls, self.security, self.persistence, self.cluster, starting=self.start
+        )
+        self.engines = CallEngines(
+            setup, self.factory, flow_controller=self.flow_controller, context_of=self.context_of
+        )
+        self._started = False
+        self.platforms: tuple[Platform, ...] = platforms(
+            self.security.check_twilio_start if self.twilio_tokens is not None else None,
+            self.security.phone_checks(),
+        )
         self._live: dict[str, LiveCall] = {}
         #: Every call's meter, /metrics, traces, analytics and their history.
         self.analytics = AnalyticsHub(
@@ -120,7 +171,6 @@ class Switchboard:
             processor=lambda: setup.analytics_processor,
             handlers=setup.metrics_handlers,
         )
-        self._realtime_backend: RealtimeBackend | None = None
         self._endpoints: tuple[Endpoint, ...] | None = None
         if setup.engine_maker is None:
             self.factory.check(settings.engine, settings.brain, setup.config.voice)
@@ -137,18 +187,11 @@ class Switchboard:
         choice = self.engine_choice()
         msgs = [(logging.INFO, choice.banner())]
         msgs += [(logging.WARNING, w) for w in choice.warnings]
-        if self.twilio_tokens is None:
-            msgs.append(
-                (
-                    logging.WARNING,
-                    "Twilio requests are NOT authenticated: set PARLEY_TWILIO_AUTH_TOKEN to "
-                    "check X-Twilio-Signature and the stream's one-time tokens",
-                )
-            )
-        else:
-            msgs.append(
-                (logging.INFO, "Twilio requests are authenticated (signature + one-time token)")
-            )
+        msgs += self.security.startup_messages(
+            twilio=self.twilio_tokens is not None,
+            realtime_key=self.settings.realtime_server_api_key is not None,
+        )
+        msgs.append((logging.INFO, self.storage.describe(self.node_id if self.cluster else "")))
         open_phones = [p for p in ("telnyx", "vonage", "plivo") if p not in self.stream_tokens]
         if open_phones:
             msgs.append(
@@ -159,14 +202,6 @@ class Switchboard:
                     "PARLEY_VONAGE_SIGNATURE_SECRET, PARLEY_PLIVO_AUTH_TOKEN",
                 )
             )
-        if self.settings.realtime_server_api_key is None:
-            msgs.append(
-                (
-                    logging.WARNING,
-                    f"{REALTIME_PATH} accepts any client: set PARLEY_REALTIME_SERVER_API_KEY "
-                    "to require a key",
-                )
-            )
         return msgs
 
     async def warmup(self) -> None:
@@ -175,9 +210,26 @@ class Switchboard:
         if self.setup.engine_maker is None:
             await self.factory.warmup()
 
+    async def start(self) -> None:
+        """Start what runs beside the calls (the cluster lease and channel, retention);
+        the hosts call it at start, and the first socket does if they did not."""
+        if self._started:
+            return
+        self._started = True
+        if self.cluster is not None:
+            await self.cluster.start()
+            for call_id in [r.id for r in self.calls.active()]:
+                await self.cluster.register(call_id)
+        elif self.storage.durable and self.settings.workers == 1:
+            await self.persistence.recover()  # a lone node: its store's live calls were its own
+        self.storage.start(redact_logs=self.settings.redact_logs)
+
     async def aclose(self) -> None:
         await self.analytics.aclose()
         await self.factory.aclose()
+        if self.cluster is not None:
+            await self.cluster.aclose()
+        await self.storage.aclose()
 
     # -- admission ------------------------------------------------------------------------
 
@@ -198,10 +250,16 @@ class Switchboard:
     def _make_endpoints(self) -> tuple[Endpoint, ...]:
 
         def stream_endpoint(platform: Platform) -> Endpoint:
+            async def admit(connection: Connection) -> Accept | Refusal:
+                verdict = platform.admit(connection)
+                if isinstance(verdict, Refusal):
+                    return verdict
+                return await self.admission.admit(platform.name, connection, verdict, deferred=True)
+
             async def serve(socket: WireSocket, connection: Connection) -> None:
                 await self.serve(platform, socket, connection)
 
-            return Endpoint(platform.name, platform.routes, platform.admit, serve, self.refusal)
+            return Endpoint(platform.name, platform.routes, admit, serve, self.refusal)
 
         realtime = Endpoint(
             "realtime", (REALTIME_PATH,), self.admit_realtime, self.serve_realtime, self.refusal
@@ -225,10 +283,12 @@ class Switchboard:
         brain: str | None = None,
         metadata: dict[str, str] | None = None,
         record_id: str | None = None,
+        owner: Principal | None = None,
     ) -> CallRecord:
         """Register a conversation with this app's defaults for what is not given
         (``record_id``: the platform's own session id, e.g. Discord's
-        ``guild:channel:user``; a fresh one by default)."""
+        ``guild:channel:user``; a fresh one by default); ``owner`` is the principal it
+        belongs to (anonymous with authentication off)."""
         cfg = self.setup.config
         record = CallRecord(
             id=record_id or self.calls.new_id(),
@@ -240,6 +300,8 @@ class Switchboard:
             user_id=user_id,
             metadata=dict(metadata or {}),
         )
+        if owner is not None:
+            record.tenant, record.owner_id = owner.tenant, owner.user_id
         if self.setup.engine_maker is None:
             self.factory.check(record.engine, record.brain, record.voice)
         return self.calls.add(record)
@@ -306,7 +368,8 @@ class Switchboard:
             # Answer once the call is over (the socket closed, on_end ran), bounded.
             await self.calls.wait_finished([record], 5.0)
         elif record.status is CallStatus.PENDING:
-            self.calls.ended(record)
+            record.end_reason = "requested"
+            await self.admission.drop_pending(record)
         return True
 
     async def end_all(self, reason: str) -> None:
@@ -342,64 +405,109 @@ class Switchboard:
             refusal = self.refusal()
             if refusal is not None:
                 self._refused(platform.name, connection, refusal)
+                await self.admission.forget(connection)
                 await socket.close(CLOSE_TRY_AGAIN, refusal)
                 return
-            await self._serve_stream(platform, platform.open(socket, connection), connection)
+            admission = await self.admission.of(platform.name, connection, deferred=True)
+            if isinstance(admission, Refusal):
+                await socket.close(admission.close_code, admission.reason)
+                return
+            stream = platform.open(socket, connection)
+            try:
+                await self._serve_stream(platform, stream, connection, admission)
+            finally:
+                await self.security.release(admission)
         except (RemoteProtocolError, AuthError) as exc:
             self._refused(platform.name, connection, str(exc))
         finally:
             self.calls.connections -= 1
 
-    def _claim(self, conversation_id: str) -> CallRecord | tuple[str, str]:
-        record = self.calls.get(conversation_id)
-        if record is None:
-            return "unknown_conversation", f"no conversation {conversation_id!r}"
-        if record.status is not CallStatus.PENDING:
-            return "conversation_taken", f"conversation {conversation_id!r} is {record.status}"
-        record.move(CallStatus.CONNECTING)  # claimed: a second socket for this id is refused
-        return record
-
     async def _serve_stream(
-        self, platform: Platform, stream: PlatformStream, connection: Connection
+        self,
+        platform: Platform,
+        stream: PlatformStream,
+        connection: Connection,
+        admission: Admission,
     ) -> None:
+        async def take(cid: str, who: Principal, resume_only: bool = False) -> CallRecord | None:
+            claimed = await self.admission.claim(cid, who, resume_only=resume_only)
+            if isinstance(claimed, CallRecord):
+                return claimed
+            self._refused(platform.name, connection, claimed[1])
+            await stream.reject(claimed[0], claimed[1], CLOSE_POLICY)
+            return None
+
         record: CallRecord | None = None
         claim = connection.params.get("conversation_id")
-        if claim is not None:
-            claimed = self._claim(claim)
-            if isinstance(claimed, tuple):
-                self._refused(platform.name, connection, claimed[1])
-                await stream.reject(claimed[0], claimed[1], CLOSE_POLICY)
-                return
-            record = claimed
+        principal = admission.principal
+        # With its principal known, a socket is refused before any frame.
+        if claim and principal and (record := await take(claim, principal)) is None:
+            return
         try:
-            async with asyncio.timeout(HANDSHAKE_TIMEOUT_S):
-                caller = await stream.handshake()
-        except TimeoutError:
-            caller = None
-            reason = f"no 'start' within {HANDSHAKE_TIMEOUT_S:g} s"
-            self._refused(platform.name, connection, reason)
-            await stream.end(CLOSE_POLICY, reason)
+            try:
+                async with asyncio.timeout(HANDSHAKE_TIMEOUT_S):
+                    caller = await stream.handshake()
+            except TimeoutError:
+                caller = None
+                reason = f"no 'start' within {HANDSHAKE_TIMEOUT_S:g} s"
+                self._refused(platform.name, connection, reason)
+                await stream.end(CLOSE_POLICY, reason)
+            if caller is None:  # the peer left before starting: it may retry
+                if record is not None:
+                    await self.admission.unclaim(record)
+                return
+            try:
+                principal = await self.security.authenticate_start(connection, admission, caller)
+            except AuthError as exc:
+                spec = refusal_for(exc)
+                await stream.reject("auth_error", str(exc), spec.close_code)
+                raise
         except (RemoteProtocolError, AuthError):
             if record is not None:
-                record.move(CallStatus.PENDING)  # a bad peer does not use up the conversation
+                await self.admission.unclaim(record)  # a bad peer does not use it up
             raise
-        if caller is None:
-            if record is not None:
-                record.move(CallStatus.PENDING)  # the peer left before starting: it may retry
+        if record is None and (claim or caller.session_id):
+            record = await take(claim or caller.session_id, principal, claim is None)
+            if record is None:
+                return
+        pending = record is not None and not record.resumed_turns
+        if record is None and (denied := self.admission.may_open(principal)) is not None:
+            self._refused(platform.name, connection, denied.reason)
+            await stream.reject("forbidden", denied.reason, CLOSE_POLICY)
             return
         if record is None:
-            record = self.new_record(kind=platform.name, user_id=caller.user_id)
+            trusted = not self.security.enabled or principal.is_admin or caller.verified
+            user = caller.user_id if trusted else None
+            record = self.new_record(
+                kind=platform.name, user_id=user or _app_user(principal), owner=principal
+            )
             record.move(CallStatus.CONNECTING)
         record.kind = caller.platform or platform.name
         record.user_id = record.user_id or caller.user_id
         record.call_sid = caller.call_sid
-        record.metadata.update(caller.metadata)
+        record.metadata.update({k: v for k, v in caller.metadata.items() if k != "token"})
+        try:
+            max_s = await self.admission.start(record, principal, pending=pending)
+        except RateLimited as exc:
+            spec = refusal_for(exc)
+            self._refused(platform.name, connection, spec.reason)
+            await stream.reject("rate_limited", str(exc), spec.close_code)
+            return
         await stream.ready(record.id)
-        await self.run_call(record, stream)
+        await self.run_call(record, stream, principal=principal, max_seconds=max_s)
 
-    async def run_call(self, record: CallRecord, stream: PlatformStream) -> None:
+    async def run_call(
+        self,
+        record: CallRecord,
+        stream: PlatformStream,
+        *,
+        principal: Principal | None = None,
+        max_seconds: float | None = None,
+    ) -> None:
         """Run ``record``'s call over a stream whose handshake is done, until it ends
-        (what every platform's socket comes to; tests use it with the in-memory pair)."""
+        (what every platform's socket comes to; tests use it with the in-memory pair).
+        ``principal`` holds a concurrent-call slot until the end; the call is ended
+        after ``max_seconds``."""
         if record.status is CallStatus.PENDING:
             record.move(CallStatus.CONNECTING)
         fmt = stream.input_format
@@ -407,14 +515,17 @@ class Switchboard:
             engine = self._engine_for(record, fmt, record.engine)
         except ConfigError as exc:
             log.error("call %s: cannot build the engine: %s", record.id, exc)
+            record.end_reason = "engine_unavailable"
             self.calls.ended(record)
+            await self.admission.finish(record, principal)
             await stream.end(_CLOSE_INTERNAL, f"engine unavailable: {exc}")
             return
-        live = self._live[record.id] = self._live_call(record, engine.engine)
-
+        live = self._live[record.id] = self._live_call(record, engine.engine, after=False)
+        commit = self.persistence.writer(record)
         controller = self.flow_controller(record.id)
 
         async def on_event(conv: Conversation, event: Event) -> None:
+            await commit(event)  # a finished turn is on disk before the peer hears it is
             await stream.show(event, conv.state)
             await live.observe(event)
             if controller is not None and isinstance(event, DTMFReceived):
@@ -441,7 +552,34 @@ class Switchboard:
         engine.report_to(conversation.report)
         record.conversation, record.journal = conversation, conversation.journal
         conversation.journal.serving = engine.engine.stats().serving
-        await self._run(record, stream, engine.engine, conversation.run)
+        resume(record, engine.engine)
+
+        async def stop(reason: str) -> None:
+            await stream.end(CLOSE_POLICY, reason)
+            await engine.engine.close()
+
+        await self._run(
+            record, stream, engine.engine, conversation.run, principal, max_seconds, stop
+        )
+
+    def _live_call(
+        self,
+        record: CallRecord,
+        engine: CallEngine,
+        journal: Journal | None = None,
+        *,
+        after: bool = True,
+    ) -> LiveCall:
+        return LiveCall(
+            self.setup,
+            record,
+            engine,
+            journal=journal,
+            analytics=self.analytics,
+            metrics=self._meter(record),
+            providers=self.caching.providers(self.setup.context_providers, record.tenant),
+            after=self.persistence.writer(record) if after else None,
+        )
 
     async def _run(
         self,
@@ -449,10 +587,15 @@ class Switchboard:
         stream: PlatformStream | None,
         engine: CallEngine,
         run: Callable[[], Awaitable[None]],
+        principal: Principal | None,
+        max_seconds: float | None,
+        stop: Callable[[str], Awaitable[None]],
     ) -> None:
         record.stream, record.live_engine = stream, engine
         record.move(CallStatus.LIVE)
         record.started_at = time.time()
+        if principal is None:  # a call run without admission (tests, embedding)
+            await self.persistence.live(record)
         log.info(
             "call %s started: platform=%s engine=%s user=%s",
             record.id,
@@ -463,11 +606,18 @@ class Switchboard:
         try:
             if record.end_requested:  # DELETE arrived during the handshake
                 await engine.close()
-            await run()
+            if principal is not None:
+                async with self.admission.hold(record, principal, max_seconds, stop):
+                    await run()
+            else:
+                await run()
         finally:
             self._live.pop(record.id, None)
             serving = record.serving
+            if self.draining and not record.end_reason and not record.end_requested:
+                record.end_reason = "shutdown"
             self.calls.ended(record)
+            await self.admission.finish(record, principal)
             journal = record.journal
             turns = len(journal.transcript) if journal is not None else 0
             log.info(
@@ -480,17 +630,9 @@ class Switchboard:
                 len(journal.errors) if journal is not None else 0,
             )
 
-    def _live_call(
-        self, record: CallRecord, engine: CallEngine, journal: Journal | None = None
-    ) -> LiveCall:
-        return LiveCall(
-            self.setup,
-            record,
-            engine,
-            journal=journal,
-            analytics=self.analytics,
-            metrics=self._meter(record),
-        )
+    def _figures(self, call_id: str) -> dict[str, Any] | None:
+        view = self.analytics.view(call_id)
+        return view_fields(view) if view is not None else None
 
     def _meter(self, record: CallRecord) -> CallMetrics | None:
         plan = cost_plan(record.engine, self.factory.spec, brain=record.brain, platform=record.kind)
@@ -511,87 +653,26 @@ class Switchboard:
         middleware (for tests and embedding; calls get theirs from :meth:`run_call`)."""
         return self._engine_for(record, fmt, kind or record.engine).engine
 
-    def _engine_for(self, record: CallRecord, fmt: AudioFormat, kind: EngineKind) -> _CallEngine:
-        setup = self.setup
-        tools: ToolRunner | None = setup.tools if len(setup.tools) else None
-        instructions = record.system_prompt
-        controller = self.flow_controller(record.id)
-        if controller is not None:
-            # The flow's tools (record_observation, mark_criterion_met, transition_to)
-            # wrap the app's own; its phase instructions follow the system prompt.
-            tools, instructions = controller, controller.instructions
-        request = EngineRequest(
-            record.id,
-            kind,
-            record.brain,
-            record.voice,
-            instructions,
-            tools,
-            fmt.sample_rate,
-            fmt.encoding,
-        )
-        engine: CallEngine
-        if setup.engine_maker is not None:
-            custom = setup.engine_maker(request)
-            if not isinstance(custom, CallEngine):  # a check of user code, once per call
-                raise ConfigError(
-                    f"engine_factory returned {type(custom).__name__}, which lacks "
-                    f"{', '.join(missing_capabilities(custom))} "
-                    "(see parley.engines.seams.CallEngine)",
-                    field="engine_factory",
-                )
-            engine = custom
-        else:
-            engine = self.factory.build(request)
-        if controller is not None:
-            engine = controller.attach(engine)
-        return _CallEngine(engine, self._pipeline(record, engine))
-
-    def _pipeline(self, record: CallRecord, engine: CallEngine) -> _Reporter:
-        """Give the engine the call's text middleware; the returned reporter carries a
-        skipped middleware's failure to the call once it runs."""
-        reporter = _Reporter(record.id)
-        session_id = record.id
-
-        def context() -> dict[str, str]:
-            manager = self.context_of(session_id)
-            return {} if manager is None else {k: e.text for k, e in manager.entries.items()}
-
-        pipeline = self.setup.middleware.pipeline(
-            conversation_id=session_id,
-            user_id=record.user_id,
-            metadata=record.metadata,
-            context=context,
-            default_policy=self.setup.config.middleware_errors,
-            on_skip=reporter.skipped,
-        )
-        if pipeline is not None:
-            engine.set_text_hooks(
-                request=pipeline.request if pipeline.has_request else None,
-                response=pipeline.response if pipeline.has_response else None,
-            )
-        return reporter
+    def _engine_for(self, record: CallRecord, fmt: AudioFormat, kind: EngineKind) -> CallParts:
+        return self.engines.build(record, fmt, kind)
 
     # -- /v1/realtime -----------------------------------------------------------------------
 
-    def admit_realtime(self, connection: Connection) -> Accept | Refusal:
+    async def admit_realtime(self, connection: Connection) -> Accept | Refusal:
+        """The key (``Authorization: Bearer``, or the ``openai-insecure-api-key.``
+        subprotocol, never echoed back): the server's credentials with authentication
+        on, else ``realtime_server_api_key`` if set."""
         key = self.settings.realtime_server_api_key
-        verdict = admission(key.get_secret_value() if key is not None else None, connection)
+        legacy = key.get_secret_value() if key is not None and not self.security.enabled else None
+        verdict = admission(legacy, connection)
         if isinstance(verdict, Refusal):
             self._refused("realtime", connection, verdict.reason)
-        return verdict
+            return verdict
+        return await self.admission.admit("realtime", connection, verdict, deferred=False)
 
     def realtime_backend(self) -> RealtimeBackend:
         """The Realtime endpoint's shared input side: the configured VAD and STT."""
-        if self._realtime_backend is None:
-            p, spec = self.factory.providers, self.factory.spec
-            self._realtime_backend = RealtimeBackend(
-                vad=p.vad(spec.vad),
-                stt=p.stt(spec.stt),
-                voices=(self.setup.config.voice,),
-                transcription_model=spec.stt,
-            )
-        return self._realtime_backend
+        return self.engines.realtime_backend()
 
     async def serve_realtime(self, socket: WireSocket, connection: Connection) -> None:
         """One ``/v1/realtime`` session: a call of kind "realtime" on the app's brain,
@@ -604,13 +685,35 @@ class Switchboard:
                 self._refused("realtime", connection, refusal)
                 await socket.close(CLOSE_TRY_AGAIN, refusal)
                 return
-            record = self.new_record(kind="realtime", user_id=connection.query.get("user"))
+            admitted = await self.admission.of("realtime", connection, deferred=False)
+            if isinstance(admitted, Refusal):
+                await socket.close(admitted.close_code, admitted.reason)
+                return
+            principal = admitted.principal
+            assert principal is not None  # not deferred: known at admission
+            if (denied := self.admission.may_open(principal)) is not None:
+                self._refused("realtime", connection, denied.reason)
+                await socket.close(CLOSE_POLICY, f"forbidden: {denied.reason}")
+                return
+            user = connection.query.get("user")
+            if self.security.enabled and not principal.is_admin:
+                user = principal.user_id
+            record = self.new_record(kind="realtime", user_id=user, owner=principal)
             record.move(CallStatus.CONNECTING)
+            try:
+                max_s = await self.admission.start(record, principal, pending=False)
+            except RateLimited as exc:
+                spec = refusal_for(exc)
+                self._refused("realtime", connection, spec.reason)
+                await socket.close(spec.close_code, spec.reason)
+                return
             try:
                 built = self._engine_for(record, AudioFormat("pcm16", 24000, 1), EngineKind.LOCAL)
             except ConfigError as exc:
                 log.error("call %s: cannot build the engine: %s", record.id, exc)
+                record.end_reason = "engine_unavailable"
                 self.calls.ended(record)
+                await self.admission.finish(record, principal)
                 await socket.close(_CLOSE_INTERNAL, f"engine unavailable: {exc}")
                 return
             engine = built.engine
@@ -630,7 +733,11 @@ class Switchboard:
                 finally:
                     await live.end()
 
-            await self._run(record, None, engine, run)
+            async def stop(reason: str) -> None:
+                await socket.close(CLOSE_POLICY, reason)
+                await engine.close()
+
+            await self._run(record, None, engine, run, principal, max_s, stop)
         finally:
             self.calls.connections -= 1
 
@@ -648,34 +755,9 @@ def analytics_options(settings: ParleySettings, config: ConversationConfig) -> H
     )
 
 
-class _Reporter:
-    """Carries a skipped middleware's failure to its call as an ``ErrorEvent``."""
-
-    def __init__(self, call_id: str) -> None:
-        self.call_id = call_id
-        self._to: Callable[[Event], Awaitable[None]] | None = None
-
-    def bind(self, to: Callable[[Event], Awaitable[None]]) -> None:
-        self._to = to
-
-    async def skipped(self, middleware: Middleware, exc: Exception) -> None:
-        event = ErrorEvent(
-            "middleware_error",
-            f"{type(middleware).__name__} failed ({exc}); skipped for this turn",
-        )
-        if self._to is not None:
-            await self._to(event)
-        else:  # pragma: no cover - middleware runs only once the call is under way
-            log.warning("call %s: %s", self.call_id, event.message)
-
-
-@dataclass(frozen=True, slots=True)
-class _CallEngine:
-    engine: CallEngine
-    reporter: _Reporter
-
-    def report_to(self, to: Callable[[Event], Awaitable[None]]) -> None:
-        self.reporter.bind(to)
+def _app_user(principal: Principal) -> str | None:
+    """The app's user id of a call nobody named: the principal's, when authenticated."""
+    return principal.user_id if principal.authenticated else None
 
 
 def _peer(connection: Connection) -> str:

@@ -5,12 +5,16 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from twilio.twiml.voice_response import Connect, Stream, VoiceResponse  # type: ignore[import-untyped]
 
+from parley.errors import RateLimited
 from parley.server.auth import twilio_signature_valid
 from parley.server.switchboard import Switchboard
 from parley.server.urls import request_url, ws_base
 from parley.transports.twilio import TwilioPlatform
 
-__all__ = ["STREAM_PATH", "twilio_router", "twiml_connect"]
+__all__ = ["REFUSAL_SPEECH", "STREAM_PATH", "twilio_router", "twiml_connect", "twiml_refusal"]
+
+#: What a caller hears when limits refuse the call: a short sentence, not silence.
+REFUSAL_SPEECH = "Sorry, we cannot take your call right now. Please try again later."
 
 STREAM_PATH = TwilioPlatform.routes[0]
 
@@ -25,6 +29,22 @@ def twiml_connect(stream_url: str, parameters: dict[str, str]) -> str:
     connect.append(stream)
     response.append(connect)
     return str(response)
+
+
+def twiml_refusal(*, spoken: bool) -> str:
+    """A refused call: a short spoken refusal then hang up (a limit: the caller may
+    try later), or ``<Reject>`` (not a call we will take: a replayed webhook)."""
+    response = VoiceResponse()
+    if spoken:
+        response.say(REFUSAL_SPEECH)
+        response.hangup()
+    else:
+        response.reject(reason="rejected")
+    return str(response)
+
+
+def _xml(text: str) -> Response:
+    return Response(text, media_type="application/xml")
 
 
 def twilio_router(app: Switchboard) -> APIRouter:
@@ -59,6 +79,23 @@ def twilio_router(app: Switchboard) -> APIRouter:
             )
         call_sid = str(form.get("CallSid") or "")
         caller = str(form.get("From") or "")
+        security = app.security
+        once = security.twilio
+        if once is not None and call_sid and not await once.first_webhook(call_sid):
+            # A replayed (signed) webhook: no second token for the same call.
+            await security.record(
+                None,
+                "twilio.webhook",
+                "denied",
+                request,
+                target=call_sid,
+                detail={"reason": "replayed webhook"},
+            )
+            return _xml(twiml_refusal(spoken=False))
+        try:  # the caller's new-call budget, counted until its stream starts
+            await security.limits.hold_pending(security.phone_principal(caller, call_sid), call_sid)
+        except RateLimited:
+            return _xml(twiml_refusal(spoken=True))
         params: dict[str, str] = {}
         if caller:
             params["from"] = caller
@@ -70,7 +107,6 @@ def twilio_router(app: Switchboard) -> APIRouter:
             if app.calls.get(claim) is None:
                 return Response(f"no conversation {claim!r}", status_code=404)
             path = f"{STREAM_PATH}/{claim}"
-        xml = twiml_connect(ws_base(request, settings) + path, params)
-        return Response(xml, media_type="application/xml")
+        return _xml(twiml_connect(ws_base(request, settings) + path, params))
 
     return router

@@ -83,3 +83,7 @@ class MemoryKV:
         item = self._live(key, self._clock())
         self._items.pop(key, None)
         return None if item is None else item[1]
+
+    async def release(self, key: str) -> None:
+        """Forget a claim before its time (a claimed conversation whose peer left)."""
+        self._items.pop(key, None)

@@ -44,6 +44,10 @@ class RedisKV:
         )
         return bool(done)
 
+    async def release(self, key: str) -> None:
+        """Forget a claim before its time (a claimed conversation whose peer left)."""
+        await self.client.delete(f"{self.prefix}:once:{key}")
+
     async def put(self, key: str, value: bytes, ttl_seconds: float) -> None:
         await self.client.set(f"{self.prefix}:secret:{key}", value, px=self._ms(ttl_seconds))
 

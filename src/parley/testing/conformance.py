@@ -155,6 +155,8 @@ async def run_conformance(
     phone = make_phone()
     report = ConformanceReport(kind=phone.kind)
     before = {r.id for r in app.calls.records()} if app is not None else set()
+    # Taken while the call is live: an ended call leaves the registry (the store has it).
+    new: list[CallRecord] = []
     ws = await phone.dial(url)
     try:
         for frame in phone.opening():
@@ -164,6 +166,8 @@ async def run_conformance(
         try:
             async with asyncio.timeout(4 * timeout_s):
                 await _converse(ws, phone, mic, report, timeout_s)
+            if app is not None:
+                new = [r for r in app.calls.records() if r.id not in before]
         except TimeoutError:
             steps = ("connect", "speak", "reply audio", "barge-in")
             raise ConformanceFailure(f"{steps[len(report.steps)]}: no progress") from None
@@ -181,7 +185,7 @@ async def run_conformance(
         await ws.close()
     report.steps.append("close")
     if app is not None:
-        await _check_record(app, before, phone, timeout_s)
+        await _check_record(new, phone, timeout_s)
     await _malformed(url, make_phone(), report, timeout_s)
     return report
 
@@ -230,10 +234,7 @@ async def _until_closed(ws: Line, step: str, timeout_s: float) -> None:
         raise ConformanceFailure(f"{step}: the server kept the socket open") from None
 
 
-async def _check_record(
-    app: Parley, before: set[str], phone: ConformancePhone, timeout_s: float
-) -> None:
-    new = [r for r in app.calls.records() if r.id not in before]
+async def _check_record(new: list[CallRecord], phone: ConformancePhone, timeout_s: float) -> None:
     if len(new) != 1:
         raise ConformanceFailure(f"close: expected one new call record, found {len(new)}")
     record: CallRecord = new[0]

@@ -80,7 +80,11 @@ class BrowserCallStream:
             msg = await self._decode(frame)
             if isinstance(msg, StartMessage):
                 self.start = msg
-                return Caller(user_id=msg.user_id, metadata=dict(msg.metadata))
+                return Caller(
+                    user_id=msg.user_id,
+                    metadata=dict(msg.metadata),
+                    session_id=msg.session_id or "",
+                )
             if isinstance(msg, PingMessage):
                 await self.socket.send_text(self.session.pong(msg.id))
             elif isinstance(msg, StopMessage):

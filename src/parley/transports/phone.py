@@ -19,8 +19,8 @@ echoes into ``PlaybackReport``s: what the engine truncates a reply at on barge-i
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, replace
 from typing import Any, Final, Protocol
 
 from parley.audio.format import AudioFormat
@@ -35,10 +35,10 @@ from parley.transports.socket import CLOSE_NORMAL, CLOSE_POLICY, WireSocket, clo
 
 __all__ = ["MarkedPhoneStream", "MarkedProtocol", "PhoneDialect", "StartInfo", "TokenCheck"]
 
-#: Checks a stream's one-time token: ``check(token, call_id, caller)`` raises
-#: :class:`~parley.errors.AuthError` saying why it is refused
-#: (:meth:`parley.server.auth.StreamTokens.check`).
-TokenCheck = Callable[[str | None, str, str], None]
+#: Checks a stream's one-time token: ``await check(token, call_id, caller)`` raises
+#: :class:`~parley.errors.AuthError` saying why it is refused (async: single use is
+#: claimed in the shared store, :class:`parley.security.twilio_once.SingleUseTokens`).
+TokenCheck = Callable[[str | None, str, str], Awaitable[None]]
 
 _DEFAULT_CHUNK_MS: Final = 100
 
@@ -141,12 +141,13 @@ class MarkedPhoneStream:
                 info = d.read_start(event)
                 if self._check is not None:
                     try:
-                        self._check(info.token, info.call_id, info.from_)
+                        await self._check(info.token, info.call_id, info.from_)
                     except AuthError as exc:
                         await self._close(CLOSE_POLICY, f"unauthorized: {exc}")
                         raise
                 self._started()
-                return info.caller
+                # a checked token proves the call came through our signed webhook
+                return replace(info.caller, verified=self._check is not None)
             if isinstance(event, d.stop):
                 await self._close(CLOSE_NORMAL, "")
                 return None

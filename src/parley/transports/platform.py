@@ -45,6 +45,9 @@ class Connection:
     headers: Mapping[str, str] = field(default_factory=dict)  # lower-case names
     subprotocols: tuple[str, ...] = ()
     client: str = ""  # the peer's address, for logs
+    #: What the server's admission learnt (who connects), for its ``serve`` of the
+    #: same connection: hosts hand the one ``Connection`` to both. Not part of equality.
+    state: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +78,11 @@ class Caller:
     #: The platform identified on a shared endpoint (``/phone/stream``): the record's
     #: ``kind``; None means the endpoint's own platform.
     platform: str | None = None
+    #: A session the peer asks to resume (the browser's ``start.session_id``).
+    session_id: str = ""
+    #: The platform itself proved the call genuine (Twilio: the signed webhook's
+    #: one-time token); with authentication on, other calls need credentials.
+    verified: bool = False
 
 
 @runtime_checkable

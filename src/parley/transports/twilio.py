@@ -29,7 +29,7 @@ yield. No logging, no task, no pydantic.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Final
 
 from parley.audio.format import TWILIO_FORMAT, AudioFormat
@@ -71,7 +71,7 @@ class TwilioCallStream:
         self,
         socket: WireSocket,
         *,
-        check: Callable[[Start], None] | None = None,
+        check: Callable[[Start], Awaitable[None]] | None = None,
         chunk_ms: int = _DEFAULT_CHUNK_MS,
         mark_ms: int = DEFAULT_MARK_MS,
     ) -> None:
@@ -126,7 +126,7 @@ class TwilioCallStream:
             if isinstance(event, Start):
                 if self._check is not None:
                     try:
-                        self._check(event)
+                        await self._check(event)
                     except AuthError as exc:
                         await self._close(CLOSE_POLICY, f"unauthorized: {exc}")
                         raise
@@ -135,6 +135,7 @@ class TwilioCallStream:
                     user_id=params.get("from") or None,
                     call_sid=event.call_sid,
                     metadata={k: v for k, v in params.items() if k != "token"},
+                    verified=self._check is not None,
                 )
             if isinstance(event, Stop):
                 await self._close(CLOSE_NORMAL, "")
@@ -243,7 +244,7 @@ class TwilioPlatform:
     #: outbound call, ``POST /calls``).
     routes: tuple[str, ...] = ("/twilio/stream", "/twilio/stream/{conversation_id}")
 
-    def __init__(self, check: Callable[[Start], None] | None = None) -> None:
+    def __init__(self, check: Callable[[Start], Awaitable[None]] | None = None) -> None:
         self._check = check
 
     def admit(self, connection: Connection) -> Accept | Refusal:

@@ -86,7 +86,7 @@ class VonageCallStream:
                 caller, call = _text(headers, "from"), _text(headers, "call_uuid")
                 if self._check is not None:
                     try:
-                        self._check(_text(headers, "token") or None, call, caller)
+                        await self._check(_text(headers, "token") or None, call, caller)
                     except AuthError as exc:
                         await self._close(CLOSE_POLICY, f"unauthorized: {exc}")
                         raise
@@ -98,6 +98,7 @@ class VonageCallStream:
                     metadata={
                         k: v for k, v in headers.items() if k != "token" and isinstance(v, str)
                     },
+                    verified=self._check is not None,
                 )
 
     async def _decode(self, frame: str | bytes) -> object:

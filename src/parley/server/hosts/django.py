@@ -142,7 +142,7 @@ class ParleyConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
 
     async def connect(self) -> None:
         connection = _connection(self.scope)
-        verdict = self.endpoint.admit(connection)
+        verdict = await self.endpoint.admit(connection)
         if isinstance(verdict, Refusal):
             # Channels refuses before accepting with a 403 (its only HTTP answer).
             await self.close(verdict.close_code)

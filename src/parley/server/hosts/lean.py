@@ -53,9 +53,9 @@ from picows import (
     WSUpgradeResponseWithListener,
 )
 from picows.picows import WSProtocol  # type: ignore[attr-defined]  # not in picows' stubs
-from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from parley.server.switchboard import Endpoint
+from parley.server.uvicorn_ws import BAD_UTF8_REASON, ParleyWebSocketProtocol
 from parley.transports.platform import Connection, Refusal, match_route
 from parley.transports.socket import CLOSE_NORMAL, close_reason
 
@@ -225,7 +225,7 @@ class _Listener(WSListener):
             try:
                 socket._deliver(frame.get_payload_as_utf8_text())
             except UnicodeDecodeError:
-                self._fail(transport, socket, WSCloseCode.INVALID_TEXT, "invalid UTF-8")
+                self._fail(transport, socket, WSCloseCode.INVALID_TEXT, BAD_UTF8_REASON)
         elif frame.fin and kind is _BINARY:
             socket._deliver(frame.get_payload_as_bytes())
         elif kind is _TEXT or kind is _BINARY:  # the first fragment of a message
@@ -241,7 +241,7 @@ class _Listener(WSListener):
                 try:
                     socket._deliver(data.decode())
                 except UnicodeDecodeError:
-                    self._fail(transport, socket, WSCloseCode.INVALID_TEXT, "invalid UTF-8")
+                    self._fail(transport, socket, WSCloseCode.INVALID_TEXT, BAD_UTF8_REASON)
         elif kind is _CLOSE:
             if not socket._closed:  # the peer closes first: answer with its code, then end
                 socket._closed = True
@@ -306,12 +306,20 @@ class _Host:
         self._state.connections.discard(listener)
 
 
-def _connection(request: WSUpgradeRequest, params: dict[str, str], peer: str) -> Connection:
-    target = urlsplit(request.path.decode("latin-1"))
-    headers = request.headers
-    offered = [
-        p.strip() for h in headers.getall("Sec-WebSocket-Protocol", []) for p in h.split(",")
-    ]
+def _raw_connection(data: bytes, params: dict[str, str], peer: str) -> Connection:
+    """The ``Connection`` of the upgrade request uvicorn hands over (raw HTTP/1.1)."""
+    head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+    target = urlsplit(head[0].split(" ")[1] if len(head[0].split(" ")) == 3 else "/")
+    headers: dict[str, str] = {}
+    offered: list[str] = []
+    for line in head[1:]:
+        name, sep, value = line.partition(":")
+        if not sep:
+            continue
+        name, value = name.strip().lower(), value.strip()
+        if name == "sec-websocket-protocol":
+            offered += [p.strip() for p in value.split(",")]
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
     return Connection(
         path=unquote(target.path),
         params=params,
@@ -369,11 +377,29 @@ class LeanWebSocketProtocol(asyncio.Protocol):
         endpoint, params = route
         peername = transport.get_extra_info("peername")
         peer = f"{peername[0]}:{peername[1]}" if isinstance(peername, tuple) else ""
+        # Admission is asynchronous (authentication, limits): decide it first, from the
+        # request uvicorn parsed, then let picows answer the upgrade with the verdict.
+        connection = _raw_connection(data, params, peer)
+        transport.pause_reading()
+        task = asyncio.get_running_loop().create_task(
+            self._admit_then_hand_over(transport, data, endpoint, connection)
+        )
+        self._server_state.tasks.add(task)
+        task.add_done_callback(self._server_state.tasks.discard)
+
+    async def _admit_then_hand_over(
+        self,
+        transport: asyncio.Transport,
+        data: bytes,
+        endpoint: Endpoint,
+        connection: Connection,
+    ) -> None:
+        verdict = await endpoint.admit(connection)
+        if transport.is_closing():  # the peer left while it was being admitted
+            return
         host = _Host(self._server_state)
 
         def listener_factory(request: WSUpgradeRequest) -> WSUpgradeResponseWithListener:
-            connection = _connection(request, params, peer)
-            verdict = endpoint.admit(connection)
             if isinstance(verdict, Refusal):
                 body = dict(verdict.body) if verdict.body is not None else {"error": verdict.reason}
                 refusal = WSUpgradeResponse.create_error_response(
@@ -416,9 +442,10 @@ class LeanWebSocketProtocol(asyncio.Protocol):
             buffer = protocol.get_buffer(len(data))
         buffer[: len(data)] = data
         protocol.buffer_updated(len(data))
+        transport.resume_reading()
 
     def _fallback(self, transport: asyncio.Transport, data: bytes) -> None:
-        protocol = WebSocketsSansIOProtocol(
+        protocol = ParleyWebSocketProtocol(
             config=self._config, server_state=self._server_state, app_state=self._app_state
         )
         protocol.connection_made(transport)

@@ -221,7 +221,7 @@ class ParleyNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         if refusal is not None:
             raise socketio.exceptions.ConnectionRefusedError(refusal)
         connection = _connection(self.endpoint, environ, auth)
-        verdict = self.endpoint.admit(connection)
+        verdict = await self.endpoint.admit(connection)
         if isinstance(verdict, Refusal):
             raise socketio.exceptions.ConnectionRefusedError(verdict.reason)
         self._calls[sid] = _Call(SocketIOSocket(self, sid), connection)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+import weakref
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any, Protocol
@@ -37,7 +38,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from parley.server.switchboard import Endpoint, Switchboard
-from parley.transports.platform import Connection, Refusal, match_route
+from parley.transports.platform import Accept, Connection, Refusal, match_route
 from parley.transports.socket import CLOSE_NORMAL, CLOSE_POLICY, close_reason
 
 __all__ = [
@@ -133,25 +134,34 @@ def _peer(connection: ServerConnection) -> str:
 
 def websockets_admission(
     app: HasSwitchboard,
-) -> Callable[[ServerConnection, Request], Response | None]:
+) -> Callable[[ServerConnection, Request], Awaitable[Response | None]]:
     """``process_request`` hook: HTTP 404 for a path that is no route, the endpoint's
-    refusal (e.g. 401) for a connection it does not admit."""
+    refusal (e.g. 401, 429) for a connection it does not admit. What it admitted is
+    kept for the handler and the subprotocol choice of the same connection."""
     board = app.switchboard
 
-    def admit(connection: ServerConnection, request: Request) -> Response | None:
+    async def admit(connection: ServerConnection, request: Request) -> Response | None:
         route = route_of(board, request.path)
         if route is None:
             return connection.respond(HTTPStatus.NOT_FOUND, "no such WebSocket route\n")
         endpoint, params = route
-        verdict = endpoint.admit(_connection(request, params, _peer(connection)))
+        conn = _connection(request, params, _peer(connection))
+        verdict = await endpoint.admit(conn)
         if isinstance(verdict, Refusal):
             body = dict(verdict.body) if verdict.body is not None else {"error": verdict.reason}
             response = connection.respond(HTTPStatus(verdict.status), json.dumps(body) + "\n")
             response.headers["Content-Type"] = "application/json"
             return response
+        _admitted[connection] = (endpoint, conn, verdict)
         return None
 
     return admit
+
+
+#: What ``process_request`` admitted, per connection, until its handler runs.
+_admitted: weakref.WeakKeyDictionary[ServerConnection, tuple[Endpoint, Connection, Accept]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def websockets_handler(app: HasSwitchboard) -> Callable[[ServerConnection], Awaitable[None]]:
@@ -159,12 +169,18 @@ def websockets_handler(app: HasSwitchboard) -> Callable[[ServerConnection], Awai
     board = app.switchboard
 
     async def handle(connection: ServerConnection) -> None:
+        admitted = _admitted.pop(connection, None)
+        if admitted is not None:
+            endpoint, conn, _ = admitted
+            await endpoint.serve(WebsocketsSocket(connection), conn)
+            return
         request = connection.request
         route = route_of(board, request.path) if request is not None else None
         if request is None or route is None:  # only reachable without the admission hook
             await connection.close(CLOSE_POLICY, "no such WebSocket route")
             return
         endpoint, params = route
+        # Without the admission hook: ``serve`` admits (and refuses with a close code).
         await endpoint.serve(
             WebsocketsSocket(connection), _connection(request, params, _peer(connection))
         )
@@ -173,16 +189,9 @@ def websockets_handler(app: HasSwitchboard) -> Callable[[ServerConnection], Awai
 
 
 def _select_subprotocol(app: HasSwitchboard) -> Callable[[ServerConnection, list[str]], str | None]:
-    board = app.switchboard
-
     def select(connection: ServerConnection, offered: list[str]) -> str | None:
-        request = connection.request
-        route = route_of(board, request.path) if request is not None else None
-        if request is None or route is None:
-            return None
-        endpoint, params = route
-        verdict = endpoint.admit(_connection(request, params, _peer(connection)))
-        return None if isinstance(verdict, Refusal) else verdict.subprotocol
+        admitted = _admitted.get(connection)
+        return admitted[2].subprotocol if admitted is not None else None
 
     return select
 
@@ -197,6 +206,7 @@ async def serve_websockets(
     """
     board = app.switchboard
     await board.warmup()
+    await board.start()
     for level, message in board.startup_messages():
         log.log(level, message)
     options.setdefault("compression", None)
