@@ -70,9 +70,8 @@ def test_on_event_takes_event_classes_only() -> None:
         app.on_event(str)
 
 
-def test_unbuilt_features_and_unknown_voices_are_rejected() -> None:
-    with pytest.raises(ValueError, match="enable_analytics"):
-        ConversationConfig(enable_analytics=True)
+def test_unknown_voices_are_rejected() -> None:
+    # every feature switch is built now (tests/test_config.py checks the list)
     # The realtime engine fails over to the local cascade, so its voice must exist too.
     with pytest.raises(ConfigError, match="voice"):
         Parley(

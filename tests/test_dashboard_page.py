@@ -298,3 +298,48 @@ def test_the_api_docs_render_offline(browser: Any, tmp_path: Path) -> None:
     # logo is hidden on error), which Chromium reports; nothing else may go wrong.
     refused = [p for p in problems if "cdn.redoc.ly/redoc/logo-mini.svg" in p]
     assert len(refused) <= 1 and [p for p in problems if p not in refused] == []
+
+
+# ---------------------------------------------------------------- with authentication on
+
+OPS_KEY = "ops-dashboard-key-0123456789abcdef"
+
+
+def test_the_dashboard_with_authentication_takes_its_key_from_the_fragment(
+    browser: Any, tmp_path: Path
+) -> None:
+    """Auth on: the data routes refuse a request without the key (401) and a key
+    without ``analytics:read`` (403); opened as ``/dashboard/#key=…`` the page sends it
+    as a bearer header, its live feed included (read through fetch), and the fragment
+    leaves the address bar."""
+    keys = [
+        {"user_id": "ops", "key": OPS_KEY, "permissions": ["analytics:read"]},
+        {"user_id": "caller", "key": "caller-key-0123456789abcdefgh", "permissions": ["audio"]},
+    ]
+    env = {
+        "PARLEY_ENGINE": "loopback",
+        "PARLEY_CONVERSATION__ENABLE_AUTH": "true",
+        "PARLEY_AUTH": json.dumps({"api_keys": keys}),
+        "PARLEY_ANALYTICS_DB": str(tmp_path / "analytics.sqlite3"),
+    }
+    problems: list[str] = []
+    outside: list[str] = []
+    with ServerProcess(env) as server:
+        assert httpx.get(server.url + "/dashboard/api/summary").status_code == 401
+        wrong = {"Authorization": "Bearer caller-key-0123456789abcdefgh"}
+        assert httpx.get(server.url + "/dashboard/api/summary", headers=wrong).status_code == 403
+        page = offline_page(browser, problems, outside)
+        page.goto(server.url + "/dashboard/")
+        page.get_by_text("open as /dashboard/#key=YOUR_KEY").wait_for(timeout=20_000)
+        page = offline_page(browser, problems, outside)  # a fresh tab: a new document
+        page.goto(server.url + f"/dashboard/#key={OPS_KEY}")
+        page.wait_for_function(
+            "() => window.dashboardState.feed === 'open' && window.dashboardState.live === 0",
+            timeout=20_000,
+            polling=200,
+        )
+        assert OPS_KEY not in page.url
+        save(page, "dashboard_auth.png", tmp_path)
+    # the first visit's refused requests are reported by Chromium; nothing else
+    assert [p for p in problems if "401" not in p] == []
+    assert outside == []

@@ -111,9 +111,10 @@ async def test_post_calls_says_what_twilio_refused_and_ends_the_conversation() -
         app = outbound_app(base)
         async with serve_app(app) as server, httpx.AsyncClient() as client:
             r = await client.post(server.url + "/calls", json={"to": "+1000", "from": FROM})
-    assert r.status_code == 422 and "21211" in r.json()["detail"]
-    (record,) = app.calls.records()
-    assert record.status is CallStatus.ENDED
+            assert r.status_code == 422 and "21211" in r.json()["detail"]
+            assert not app.calls.records()  # ended: it left memory for the store
+            (listed,) = (await client.get(server.url + "/conversations")).json()["conversations"]
+            assert listed["status"] == "ended" and listed["end_reason"] == "dial_failed"
 
 
 async def test_post_calls_needs_the_account() -> None:

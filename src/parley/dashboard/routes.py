@@ -57,7 +57,8 @@ def dashboard_router(
     """The routes (mount with ``include_router(router, prefix=...)``). ``dependencies``
     guard every route (the admin permission); ``closing`` says the server is stopping,
     so that open feeds end instead of holding the shutdown."""
-    router = APIRouter(dependencies=list(dependencies), include_in_schema=False)
+    # tagged so the server's gate asks for analytics:read (parley.server.security)
+    router = APIRouter(dependencies=list(dependencies), include_in_schema=False, tags=["analytics"])
     page = (STATIC / "index.html").read_text(encoding="utf-8")
 
     @router.get("", response_class=HTMLResponse)

@@ -80,7 +80,7 @@ def analytics_router(hub: AnalyticsHub) -> APIRouter:
 
 
 def metrics_router(hub: AnalyticsHub) -> APIRouter:
-    router = APIRouter(tags=["health"])
+    router = APIRouter(tags=["analytics"])  # the gate: analytics:read
 
     @router.get("/metrics", response_class=Response)
     async def metrics() -> Response:

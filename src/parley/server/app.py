@@ -113,7 +113,7 @@ def create_app(
     api.state.switchboard = board
     mount_offline_docs(api)
     # the scraper needs analytics:read like the analytics routes (the gate, by tag)
-    api.include_router(metrics_router(board.analytics), tags=["analytics"])
+    api.include_router(metrics_router(board.analytics))
     if rest:
         api.include_router(rest_router(board))
         api.include_router(access_router(board))
@@ -132,7 +132,6 @@ def create_app(
         api.include_router(
             dashboard_router(board.analytics, closing=lambda: board.draining),
             prefix="/dashboard",
-            tags=["analytics"],
         )
 
     @api.get("/healthz", tags=["health"])

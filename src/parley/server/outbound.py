@@ -21,7 +21,9 @@ from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from parley.engines.spec import EngineKind
-from parley.errors import ConfigError, ProviderError
+from parley.errors import ProviderError
+from parley.security.tenancy import Action
+from parley.server.opening import open_conversation
 from parley.server.switchboard import Switchboard
 from parley.server.urls import http_base
 from parley.transports.twilio_rest import place_twilio_call_async
@@ -59,29 +61,30 @@ def outbound_router(app: Switchboard) -> APIRouter:
 
     @router.post("/calls", status_code=201, response_model=OutboundPlaced)
     async def place_call(body: OutboundCall, request: Request) -> OutboundPlaced:
+        """Needs ``conversation`` (like ``POST /conversations``); the callee's number is
+        the conversation's user only for an ``admin`` caller, with authentication on."""
         settings = app.settings
+        who = await app.security.principal(request)
+        await app.security.authorize(request, who, Action.CREATE)  # before saying what is missing
         sid, token = settings.twilio_account_sid, settings.twilio_auth_token
         if sid is None or token is None:
             raise HTTPException(
                 503, detail="outbound calls need PARLEY_TWILIO_ACCOUNT_SID and _AUTH_TOKEN"
             )
-        refusal = app.refusal()
-        if refusal is not None:
-            raise HTTPException(503, detail=refusal, headers={"Retry-After": "5"})
-        try:
-            record = app.new_record(
-                kind="twilio",
-                user_id=body.to,
-                system_prompt=body.system_prompt,
-                voice=body.voice,
-                engine=body.engine,
-                brain=body.brain,
-                metadata={**body.metadata, "direction": "outbound", "to": body.to},
-            )
-        except ConfigError as exc:
-            raise HTTPException(
-                422, detail=[{"loc": ["body", exc.field], "msg": str(exc), "type": "value_error"}]
-            ) from None
+        trusted = not app.security.enabled or who.is_admin
+        record = await open_conversation(
+            app,
+            request,
+            who,
+            kind="twilio",
+            user_id=body.to if trusted else None,
+            system_prompt=body.system_prompt,
+            voice=body.voice,
+            engine=body.engine,
+            brain=body.brain,
+            metadata={**body.metadata, "direction": "outbound", "to": body.to},
+            audit="call.place",
+        )
         base = http_base(request, settings)
         try:
             call_sid = await place_twilio_call_async(
@@ -93,7 +96,8 @@ def outbound_router(app: Switchboard) -> APIRouter:
                 api_base=settings.twilio_api_base,
             )
         except ProviderError as exc:
-            app.calls.ended(record)
+            record.end_reason = "dial_failed"
+            await app.admission.drop_pending(record)  # no longer counted against its creator
             raise HTTPException(502 if exc.retryable else 422, detail=str(exc)) from None
         record.call_sid = call_sid
         return OutboundPlaced(

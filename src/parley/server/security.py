@@ -60,6 +60,7 @@ from parley.transports.platform import Caller, Connection, Refusal
 __all__ = [
     "ADMISSION",
     "PUBLIC_PATHS",
+    "PUBLIC_PREFIXES",
     "Admission",
     "Refused",
     "Security",
@@ -85,8 +86,11 @@ PUBLIC_PATHS: Final = frozenset(
         "/openapi.json",
         "/docs",
         "/redoc",
+        "/dashboard",  # the dashboard's page and scripts (its data routes need the key)
+        "/dashboard/",
     }
 )
+PUBLIC_PREFIXES: Final = ("/dashboard/static/",)
 #: Routes tagged so need more than a valid credential (``/analytics/*``, the
 #: dashboard and ``/metrics`` are tagged ``analytics``).
 _TAG_ACTIONS: Final = {"analytics": Action.ANALYTICS}
@@ -255,8 +259,12 @@ class Security:
         if conn.scope["type"] != "http":
             return  # WebSockets are admitted by their endpoint
         route = conn.scope.get("route")
-        path = str(getattr(route, "path", conn.url.path))
-        if path in PUBLIC_PATHS:
+        # The request's own path, not the route's template: a route of an included
+        # router carries its path without the router's prefix.
+        path, root = str(conn.scope.get("path", "")), str(conn.scope.get("root_path", ""))
+        if root and path.startswith(root):
+            path = path[len(root) :]
+        if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
             return
         principal = await self._authenticate_request(conn)
         try:

@@ -37,6 +37,9 @@ class WebRTCAnswer(BaseModel):
     type: Literal["answer"] = "answer"
 
 
+_CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key"})
+
+
 def webrtc_router(app: Switchboard) -> APIRouter:
     router = APIRouter(tags=["webrtc"])
     platform = next((p for p in app.platforms if isinstance(p, WebRTCPlatform)), None)
@@ -64,6 +67,8 @@ def webrtc_router(app: Switchboard) -> APIRouter:
         connection = Connection(
             path="/webrtc/offer",
             params={"conversation_id": cid} if cid is not None else {},
+            # the offer's credentials admit its call, as a socket's handshake would
+            headers={k: v for k, v in request.headers.items() if k in _CREDENTIAL_HEADERS},
             client=request.client.host if request.client is not None else "",
         )
         call = asyncio.ensure_future(app.serve(platform, socket, connection))

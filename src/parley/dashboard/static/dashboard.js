@@ -124,6 +124,19 @@ function render(s) {
   state.summaries += 1;
 }
 
+// With authentication on, the page is opened as /dashboard/#key=KEY (a key or token
+// with analytics:read): the fragment never reaches a server or a log; it is kept for
+// this tab only and sent as a bearer header. EventSource cannot send headers, so with
+// a key the live feed is read through fetch.
+const KEY_NAME = "parley-dashboard-key";
+const fromHash = new URLSearchParams(location.hash.slice(1)).get("key");
+if (fromHash) {
+  sessionStorage.setItem(KEY_NAME, fromHash);
+  history.replaceState(null, "", location.pathname + location.search);
+}
+const KEY = sessionStorage.getItem(KEY_NAME);
+const HEADERS = KEY ? { Authorization: `Bearer ${KEY}` } : {};
+
 let pending = false;
 let last = 0;
 async function refresh() {
@@ -132,8 +145,9 @@ async function refresh() {
   pending = true;
   setTimeout(async () => {
     try {
-      const r = await fetch("api/summary", { cache: "no-store" });
+      const r = await fetch("api/summary", { cache: "no-store", headers: HEADERS });
       if (r.ok) render(await r.json());
+      else if (r.status === 401 || r.status === 403) denied(r.status);
     } finally {
       pending = false;
       last = Date.now();
@@ -141,11 +155,55 @@ async function refresh() {
   }, wait);
 }
 
-function connect() {
-  const feed = new EventSource("api/stream");
+function denied(status) {
+  state.denied = status;
   const badge = $("#feed");
+  badge.textContent = status === 401 ? "open as /dashboard/#key=YOUR_KEY" : "this key lacks analytics:read";
+  badge.className = "feed off";
+}
+
+// The same events as EventSource's, from a fetch body (text/event-stream framing).
+async function fetchFeed(onEvent, onOpen, onError) {
+  for (;;) {
+    try {
+      const r = await fetch("api/stream", { headers: HEADERS, cache: "no-store" });
+      if (!r.ok || !r.body) { onError(); if (r.status === 401 || r.status === 403) return denied(r.status); }
+      else {
+        onOpen();
+        const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
+        let buf = "";
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buf += value;
+          let cut;
+          while ((cut = buf.indexOf("\n\n")) >= 0) {
+            const block = buf.slice(0, cut);
+            buf = buf.slice(cut + 2);
+            const kind = block.split("\n").find((l) => l.startsWith("event:"));
+            if (kind) onEvent(kind.slice(6).trim());
+          }
+        }
+        onError();
+      }
+    } catch (e) { onError(); }
+    await new Promise((done) => setTimeout(done, 2000));
+  }
+}
+
+function connect() {
+  const badge = $("#feed");
+  if (KEY) {
+    fetchFeed(
+      () => { state.events += 1; refresh(); },
+      () => { state.feed = "open"; badge.textContent = "live"; badge.className = "feed on"; },
+      () => { state.feed = "reconnecting"; badge.textContent = "reconnecting…"; badge.className = "feed off"; },
+    );
+    return;
+  }
+  const feed = new EventSource("api/stream");
   feed.addEventListener("open", () => { state.feed = "open"; badge.textContent = "live"; badge.className = "feed on"; });
-  feed.addEventListener("error", () => { state.feed = "reconnecting"; badge.textContent = "reconnecting…"; badge.className = "feed off"; });
+  feed.addEventListener("error", () => { if (state.denied) return denied(state.denied); state.feed = "reconnecting"; badge.textContent = "reconnecting…"; badge.className = "feed off"; });
   for (const kind of ["hello", "call_started", "turn", "incident", "call_ended", "analytics"]) {
     feed.addEventListener(kind, () => { state.events += 1; refresh(); });
   }
