@@ -207,6 +207,7 @@ def test_the_dashboard_shows_live_calls_and_latency_while_calls_run(
 ) -> None:
     env = {
         "PARLEY_ENGINE": "loopback",
+        "PARLEY_ALLOWED_ENGINES": '["local"]',  # the cascade calls ask for it
         "PARLEY_CONVERSATION__ENABLE_ANALYTICS": "true",
         "PARLEY_CONVERSATION__TRACK_COSTS": "true",
         "PARLEY_CONVERSATION__TRACK_ENGAGEMENT": "true",
