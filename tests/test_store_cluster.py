@@ -16,8 +16,9 @@ from redis.asyncio import Redis
 
 from cluster_procs import Node, check_token, run_node
 from parley.errors import AuthError
-from parley.security.twilio_once import SingleUseTwilioTokens
+from parley.security.twilio_once import SingleUseTokens, SingleUseTwilioTokens
 from parley.server.auth import TwilioTokens
+from parley.server.tokens import StreamTokens
 from parley.store.cluster import (
     CallNotFound,
     Command,
@@ -232,6 +233,24 @@ async def test_twilio_tokens_single_use_across_processes_and_restarts(redis_url:
     other_process = SingleUseTwilioTokens(TwilioTokens("auth-token-secret"), mem.once)
     with pytest.raises(AuthError, match="already used"):
         await other_process.check(t2, "CA1")
+
+
+@pytest.mark.parametrize("platform", ["telnyx", "vonage", "plivo"])
+async def test_other_phone_tokens_single_use_across_restarts(redis_url: str, platform: str) -> None:
+    """The same guard for every phone platform's tokens, under its own claim keys."""
+    tokens = StreamTokens("platform-secret", platform=platform)
+    token = tokens.issue("call-1", "+15550100")
+    kv = RedisKV(redis_url)
+    first = SingleUseTokens(tokens, kv, platform=platform)
+    await first.check(token, "call-1", "+15550100")
+    # a restarted server: fresh StreamTokens (empty used-set), the same Redis
+    again = SingleUseTokens(
+        StreamTokens("platform-secret", platform=platform), kv, platform=platform
+    )
+    with pytest.raises(AuthError, match="already used"):
+        await again.check(token, "call-1", "+15550100")
+    assert await kv.client.keys(f"parley:once:{platform}-token:*")
+    await kv.aclose()
 
 
 def test_bench_cluster_prints_one_json_line() -> None:
