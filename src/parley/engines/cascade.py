@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from parley.audio.format import AudioFormat
-from parley.endpointing import EndpointConfig
+from parley.endpointing import EndpointConfig, PhasePolicy
 from parley.engines.outbox import EventOutbox
 from parley.engines.reply import ReplyRecord, Segment, Stage, failure_event
 from parley.engines.seams import CallEngine, EngineStats, ToolRunner
@@ -220,12 +220,18 @@ class CascadeEngine:
         self._context[key] = (data, time.monotonic(), False)
 
     async def update(
-        self, *, instructions: str | None = None, tools: ToolRunner | None = None
+        self,
+        *,
+        instructions: str | None = None,
+        tools: ToolRunner | None = None,
+        turn_taking: PhasePolicy | None = None,
     ) -> None:
         if instructions is not None:
             self._instructions = instructions
         if tools is not None:
             self._tools = tools
+        if turn_taking is not None:
+            self._speech.phase = turn_taking
 
     def set_text_hooks(
         self, *, request: TextHook | None = None, response: TextHook | None = None
@@ -346,6 +352,7 @@ class CascadeEngine:
         rec.generating = False
         played_ms = rec.estimated_played_ms(now)
         played = rec.played_text(played_ms)
+        self._speech.agent_text = played  # what the caller heard is what they answer
         if interrupted:
             await self._emit(Interrupted(rec.id, played, played_ms))
         if was_generating:
@@ -424,6 +431,7 @@ class CascadeEngine:
         if rec.spoken[rec.final_offset :].strip():
             rec.history_index = len(self._history)
             self._remember(Message(Role.ASSISTANT, rec.spoken[rec.final_offset :].strip()))
+        self._speech.agent_text = rec.spoken
         await self._emit(ResponseDone(rec.id, "completed", rec.spoken))
         await self._send_metrics(rec)
 

@@ -14,10 +14,13 @@ Realtime server. It does the part of "hearing" that both need:
    transcript (usually already in), otherwise the STT starts at the end of turn;
 4. **endpointing** — with an :class:`~parley.endpointing.EndpointConfig`, the
    speculative transcript sets how much silence ends *this* turn
-   (:meth:`EndpointPolicy.wait_ms <parley.endpointing.EndpointPolicy.wait_ms>`):
-   the front end looks at it before each frame and in :meth:`SpeechFrontEnd.poll`,
-   which its owner calls when ``on_transcript`` says one is in (the turn may end
-   then without any new audio).
+   (:meth:`EndpointPolicy.decide <parley.endpointing.EndpointPolicy.decide>`, given
+   what the agent last said, :attr:`SpeechFrontEnd.agent_text`, and the flow phase's
+   :attr:`SpeechFrontEnd.phase`): the front end looks at it before each frame and in
+   :meth:`SpeechFrontEnd.poll`, which its owner calls when ``on_transcript`` says one
+   is in (the turn may end then without any new audio). A phase policy puts the
+   end-of-turn model in charge while it is set, whatever the mode: only the model
+   can wait for "the ten digits of a phone number".
 
 It is an asyncio shell only where it has to be (the executor call, the STT
 tasks); what comes out are typed, frozen outputs (:data:`SpeechOutput`) returned
@@ -40,7 +43,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, TypeAlias
 
-from parley.endpointing import EndpointConfig, EndpointPolicy
+from parley.endpointing import EndOfTurnInput, EndpointConfig, EndpointPolicy, PhasePolicy
 from parley.errors import ParleyError
 from parley.providers.models import run_blocking
 from parley.providers.seams import STT, VAD, Transcript, VADStream
@@ -173,6 +176,9 @@ class SpeechFrontEnd:
         self._verdict: float | None = None  # the current pause's judgement (code)
         self._tasks: set[asyncio.Task[Transcription]] = set()
         self._epoch = 0  # bumped by reset/reconfigure: frames scored before are stale
+        self._phase: PhasePolicy | None = None
+        #: What the caller last heard the agent say (the dialogue context of the model).
+        self.agent_text: str | None = None
 
     # -- state -------------------------------------------------------------------------
 
@@ -185,6 +191,16 @@ class SpeechFrontEnd:
         """Milliseconds of input audio taken in so far (whole frames)."""
         det = self._detector
         return self._offset_ms + (det.position_ms if det is not None else 0.0)
+
+    @property
+    def phase(self) -> PhasePolicy | None:
+        """The flow phase's turn-taking policy (``None``: the configured one)."""
+        return self._phase
+
+    @phase.setter
+    def phase(self, policy: PhasePolicy | None) -> None:
+        # PhasePolicy() overrides nothing: a phase without ``turn_taking``.
+        self._phase = None if policy is None or policy == PhasePolicy() else policy
 
     @property
     def in_turn(self) -> bool:
@@ -201,11 +217,16 @@ class SpeechFrontEnd:
         if self._detector is None and self._turn is not None:
             self._detector = TurnDetector(self._turn, self._rate, self._stream.frame_bytes)
 
-    def reconfigure(self, turn: TurnConfig | None) -> None:
-        """New turn-taking settings from here on (``None``: detection off). The
-        utterance in progress and any speculation are dropped; positions go on."""
+    def reconfigure(
+        self, turn: TurnConfig | None, endpointing: EndpointConfig | None = None
+    ) -> None:
+        """New turn-taking settings from here on (``None``: detection off) and, if
+        given, a new endpointing policy. The utterance in progress and any speculation
+        are dropped; positions go on."""
         self._offset_ms = self.position_ms
         self._turn = turn
+        if endpointing is not None:
+            self._endpoint = EndpointPolicy(endpointing)
         self._detector = None
         if turn is not None and self._stream is not None:
             self._detector = TurnDetector(turn, self._rate, self._stream.frame_bytes)
@@ -311,10 +332,15 @@ class SpeechFrontEnd:
                 task = self.transcribe(signal.audio)
                 self._speculation = _Speculation(signal.audio, task)
                 self._spec_runs += 1
-                if self._endpoint.enabled and self._on_transcript is not None:
+                if self._judging and self._on_transcript is not None:
                     wake = self._on_transcript
                     task.add_done_callback(lambda _t: wake())
             out.append(SpeechPause(signal.audio_ms + off, self._speculative))
+            if self._phase is not None and self._detector is not None:
+                # Until the transcript is in: the phase's curve's acoustic wait.
+                pending = self._endpoint.model.pending_for(self._phase)
+                if (ended := self._detector.set_end_of_turn_silence(pending)) is not None:
+                    out.append(self._turn_ended(ended))
         elif isinstance(signal, SpeechResumed):
             self._drop_speculation()
             self._verdict = None
@@ -352,16 +378,25 @@ class SpeechFrontEnd:
         if spec is None or spec.judged or not spec.task.done() or det is None:
             return
         spec.judged = True
-        if spec.task.cancelled() or not self._endpoint.enabled:
+        if spec.task.cancelled() or not self._judging:
             return
         result = spec.task.result().result
         if isinstance(result, ParleyError):
             return  # keep the acoustic wait; the turn reports the error
-        verdict, wait = self._endpoint.wait_ms(result.text)
-        self._verdict = _VERDICT_CODE[verdict]
-        ended = det.set_end_of_turn_silence(wait)
+        inp = EndOfTurnInput(result.text, last_agent_text=self.agent_text, phase=self._phase)
+        decision = self._endpoint.decide(inp)
+        if decision is None:  # the rule is unsure and keeps the acoustic wait
+            self._verdict = _VERDICT_CODE[self._endpoint.wait_ms(result.text)[0]]
+            return
+        self._verdict = _VERDICT_CODE[decision.verdict]
+        ended = det.set_end_of_turn_silence(decision.wait_ms)
         if ended is not None:
             out.append(self._turn_ended(ended))
+
+    @property
+    def _judging(self) -> bool:
+        """A speculative transcript may change the wait (a phase policy always may)."""
+        return self._endpoint.enabled or self._phase is not None
 
     def _arrival(self, audio_ms: float) -> float:
         """Wall time at which input position ``audio_ms`` reached us."""
