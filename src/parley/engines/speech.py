@@ -22,6 +22,17 @@ Realtime server. It does the part of "hearing" that both need:
    end-of-turn model in charge while it is set, whatever the mode: only the model
    can wait for "the ten digits of a phone number".
 
+5. **barge-in** — with a :class:`~parley.bargein.BargeInConfig`, while
+   ``agent_speaking()`` says a reply is under way, every frame also goes to a
+   :class:`~parley.bargein.BargeIn`: caller sound is judged before it counts. While
+   it is judged, the turn detector's outputs are held back; a burst judged a
+   backchannel or noise (:class:`BargeInResume`) is dropped with them and the
+   detector reset, so it never becomes a turn; a barge-in (:class:`BargeInStop`)
+   releases them after it. The burst's transcript runs like a speculation (its
+   arrival wakes ``on_transcript``). The seam's :class:`Transcript` carries words
+   only, so the burst is judged by its words (``classify_burst`` without Whisper's
+   no-speech and log-probability figures).
+
 It is an asyncio shell only where it has to be (the executor call, the STT
 tasks); what comes out are typed, frozen outputs (:data:`SpeechOutput`) returned
 from :meth:`~SpeechFrontEnd.push`, :meth:`~SpeechFrontEnd.poll` and
@@ -43,6 +54,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, TypeAlias
 
+from parley.bargein import (
+    BargeIn,
+    BargeInConfig,
+    BargeInDecision,
+    PauseOutput,
+    ResumeOutput,
+    StopOutput,
+)
 from parley.endpointing import EndOfTurnInput, EndpointConfig, EndpointPolicy, PhasePolicy
 from parley.errors import ParleyError
 from parley.providers.models import run_blocking
@@ -59,6 +78,9 @@ from parley.turns import (
 )
 
 __all__ = [
+    "BargeInPause",
+    "BargeInResume",
+    "BargeInStop",
     "SpeechFrontEnd",
     "SpeechOutput",
     "SpeechPause",
@@ -128,7 +150,35 @@ class UserTurn:
     figures: Mapping[str, float] = field(default_factory=dict)
 
 
-SpeechOutput: TypeAlias = SpeechStart | SpeechPause | SpeechResume | UserTurn
+@dataclass(frozen=True, slots=True)
+class BargeInPause:
+    """Caller sound while the agent talks (``onset_ms``): it is being judged."""
+
+    audio_ms: float
+    onset_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class BargeInResume:
+    """The sound was a backchannel or noise: the reply goes on, no turn is taken."""
+
+    audio_ms: float
+    reason: Literal["noise", "backchannel", "timeout"]
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class BargeInStop:
+    """A barge-in: stop the reply. The caller's speech outputs follow."""
+
+    audio_ms: float
+    reason: Literal["commit", "words", "timeout"]
+    text: str
+
+
+SpeechOutput: TypeAlias = (
+    SpeechStart | SpeechPause | SpeechResume | UserTurn | BargeInPause | BargeInResume | BargeInStop
+)
 
 _VERDICT_CODE = {"complete": 1.0, "unsure": 0.0, "incomplete": -1.0}
 
@@ -158,6 +208,8 @@ class SpeechFrontEnd:
         speculative_stt: bool = True,
         endpointing: EndpointConfig | None = None,
         on_transcript: Callable[[], None] | None = None,
+        barge_in: BargeInConfig | None = None,
+        agent_speaking: Callable[[], bool] | None = None,
     ) -> None:
         self._vad, self._stt = vad, stt
         self._rate = vad.sample_rate
@@ -177,6 +229,12 @@ class SpeechFrontEnd:
         self._tasks: set[asyncio.Task[Transcription]] = set()
         self._epoch = 0  # bumped by reset/reconfigure: frames scored before are stale
         self._phase: PhasePolicy | None = None
+        self._barge_config = barge_in
+        self._barge: BargeIn | None = None
+        self._agent_speaking = agent_speaking
+        self._barge_live = False  # the policy is hearing (a reply was under way)
+        self._held: list[SpeechOutput] = []  # the detector's outputs while a burst is judged
+        self._burst: tuple[int, asyncio.Task[Transcription]] | None = None
         #: What the caller last heard the agent say (the dialogue context of the model).
         self.agent_text: str | None = None
 
@@ -216,6 +274,8 @@ class SpeechFrontEnd:
             self._stream = await run_blocking(self._vad.stream)
         if self._detector is None and self._turn is not None:
             self._detector = TurnDetector(self._turn, self._rate, self._stream.frame_bytes)
+        if self._barge is None and self._barge_config is not None:
+            self._barge = BargeIn(self._barge_config, self._rate, self._stream.frame_bytes)
 
     def reconfigure(
         self, turn: TurnConfig | None, endpointing: EndpointConfig | None = None
@@ -301,20 +361,26 @@ class SpeechFrontEnd:
         if epoch != self._epoch:
             return out  # reset or reconfigured while the frames were scored: stale
         offset = self._offset_ms
+        barge = self._hearing_barge_in()
         for frame, prob, t in zip(frames, probs, times, strict=True):
             spec = self._speculation
             if spec is not None and not spec.judged and spec.task.done():
-                self._judge(out)
+                self._judge(self._sink(out))
+            if barge is not None:
+                self._judge_burst(out)
+                if (decision := barge.push(frame, prob)) is not None:
+                    self._on_barge_in(decision, out)
             signal = det.push(frame, prob)
             self._arrivals.append((offset + det.position_ms, t))
             if signal is not None:
-                self._on_signal(signal, out)
+                self._on_signal(signal, self._sink(out))
         return out
 
     def poll(self) -> list[SpeechOutput]:
         """Judge a speculative transcript that is in; the turn may end here and now."""
         out: list[SpeechOutput] = []
-        self._judge(out)
+        self._judge(self._sink(out))
+        self._judge_burst(out)
         return out
 
     # -- internals ---------------------------------------------------------------------
@@ -392,6 +458,72 @@ class SpeechFrontEnd:
         ended = det.set_end_of_turn_silence(decision.wait_ms)
         if ended is not None:
             out.append(self._turn_ended(ended))
+
+    # -- barge-in (see the module docstring, 5.) ----------------------------------------
+
+    def _hearing_barge_in(self) -> BargeIn | None:
+        """The barge-in policy if it hears this batch: a reply is under way, or a
+        burst heard during one is still being judged."""
+        barge = self._barge
+        if barge is None or self._agent_speaking is None:
+            return None
+        speaking = self._agent_speaking()
+        if speaking and not self._barge_live:
+            barge.reset()  # a new reply: forget the last one's decision
+        self._barge_live = speaking or barge.deciding
+        return barge if self._barge_live else None
+
+    def _sink(self, out: list[SpeechOutput]) -> list[SpeechOutput]:
+        """Where the detector's outputs go: held back while a burst is judged."""
+        barge = self._barge
+        return self._held if barge is not None and barge.deciding else out
+
+    def _on_barge_in(self, decision: BargeInDecision, out: list[SpeechOutput]) -> None:
+        off = self._offset_ms
+        if isinstance(decision, PauseOutput):
+            out.append(BargeInPause(decision.at_ms + off, decision.onset_ms + off))
+        elif isinstance(decision, StopOutput):
+            self._drop_burst()
+            out.append(BargeInStop(decision.at_ms + off, decision.reason, decision.text))
+            out.extend(self._held)
+            self._held.clear()
+        elif isinstance(decision, ResumeOutput):
+            self._drop_burst()
+            for held in self._held:
+                if isinstance(held, UserTurn):
+                    held.transcript.cancel()
+            self._held.clear()
+            if self._detector is not None:
+                self._detector.reset()  # the burst is no turn
+            self._forget_utterance()
+            out.append(BargeInResume(decision.at_ms + off, decision.reason, decision.text))
+        else:  # TranscribeBurst
+            self._drop_burst()
+            task = self.transcribe(decision.audio)
+            self._burst = (decision.seq, task)
+            if self._on_transcript is not None:
+                wake = self._on_transcript
+                task.add_done_callback(lambda _t: wake())
+
+    def _judge_burst(self, out: list[SpeechOutput]) -> None:
+        burst, barge = self._burst, self._barge
+        if burst is None or barge is None or not burst[1].done():
+            return
+        self._burst = None
+        seq, task = burst
+        if task.cancelled():
+            return
+        result = task.result().result
+        # An STT failure: the caller said something nobody heard; count it as words.
+        text = result.text if isinstance(result, Transcript) else "unheard words"
+        decision = barge.on_transcript(seq, text)
+        if decision is not None:
+            self._on_barge_in(decision, out)
+
+    def _drop_burst(self) -> None:
+        if self._burst is not None:
+            self._burst[1].cancel()
+            self._burst = None
 
     @property
     def _judging(self) -> bool:
