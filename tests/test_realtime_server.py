@@ -23,12 +23,14 @@ import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
 from parley.audio import StreamResampler, ulaw_decode, ulaw_encode
+from parley.endpointing import EAGERNESS, EndOfTurn, EndOfTurnInput
 from parley.protocols.openai_realtime import TurnDetection
 from parley.realtime_server import (
     EngineMaker,
     RealtimeBackend,
     cascade_maker,
     create_realtime_app,
+    endpoint_config,
     estimate_usage,
     turn_config,
 )
@@ -578,11 +580,91 @@ def test_turn_detection_maps_onto_turn_config() -> None:
     assert cfg.stop_threshold <= cfg.threshold
     short = turn_config(TurnDetection(silence_duration_ms=200))
     assert short.speculative_silence_ms < short.end_of_turn_silence_ms == 200
-    assert (
-        turn_config(TurnDetection(type="semantic_vad", eagerness="high")).end_of_turn_silence_ms
-        == 448
-    )
+    # semantic_vad: until the transcript is in, the eagerness curve's wait.
+    for eagerness, pending in (("high", 992), ("medium", 1504), ("low", 2016)):
+        td = TurnDetection(type="semantic_vad", eagerness=eagerness)  # type: ignore[arg-type]
+        assert turn_config(td).end_of_turn_silence_ms == pending
+        assert endpoint_config(td).model == EAGERNESS[eagerness]  # type: ignore[index]
     assert turn_config(TurnDetection()) == TurnConfig(stop_threshold=0.35)
+
+
+def test_server_vad_runs_the_model_with_its_silence_as_the_unsure_wait() -> None:
+    ep = endpoint_config(TurnDetection(type="server_vad", silence_duration_ms=500))
+    assert ep.mode == "model"
+    model = EndOfTurn(ep.model)
+    assert model.pending_ms == 500  # a slow transcript never waits longer than asked
+    # Surer than unsure, so shorter than the silence asked for (0.85 → 202 ms).
+    assert 160 <= model.decide(EndOfTurnInput("I'd like a large pizza, please.")).wait_ms < 250
+    assert model.decide(EndOfTurnInput("My account number is")).wait_ms == 1504
+    assert endpoint_config(TurnDetection(silence_duration_ms=100)).model.short_ms == 100
+
+
+def pause_utterance() -> bytes:
+    """Words, a 1.2 s pause, more words, then silence (energy VAD, 16 kHz)."""
+    return silence(300) + tone(600) + silence(1200) + tone(500) + silence(2600)
+
+
+async def committed_turns(url: str, turn_detection: dict[str, Any]) -> list[str]:
+    """Speak :func:`pause_utterance` over the socket (100 ms appends) with
+    ``turn_detection``; the transcripts of the turns the server committed."""
+    async with connect(url) as ws:
+        assert (await recv(ws))["type"] == "session.created"
+        session = {"type": "realtime", "audio": {"input": {"turn_detection": turn_detection}}}
+        await send(ws, {"type": "session.update", "session": session})
+        assert (await recv(ws))["type"] == "session.updated"
+        await append(ws, pcm24(pause_utterance()), 4800)
+        turns: list[str] = []
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(1.5):  # the last turn ends 0.3–2 s in (audio time)
+                while True:
+                    event = await recv(ws)
+                    if event["type"] == "conversation.item.input_audio_transcription.completed":
+                        turns.append(event["transcript"])
+        return turns
+
+
+@pytest.mark.parametrize(
+    ("turn_detection", "turns"),
+    [
+        # "My account number is" at the pause: the model waits 992 ms when eager
+        # (the 1.2 s pause cuts the turn), 2,016 ms when not (one turn).
+        ({"type": "semantic_vad", "eagerness": "high"}, 2),
+        ({"type": "semantic_vad", "eagerness": "low"}, 1),
+        ({"type": "semantic_vad", "eagerness": "auto"}, 1),
+        # server_vad: the same model; acoustically a 640 ms silence would cut the pause.
+        ({"type": "server_vad", "silence_duration_ms": 640}, 1),
+    ],
+)
+async def test_semantic_vad_eagerness_sets_the_wait_after_unfinished_words(
+    turn_detection: dict[str, Any], turns: int
+) -> None:
+    # The STT's first run is the speculation at the pause, then what each turn says.
+    stack, _stt = fake_backend(["My account number is", "4 4 7 1 2 9.", "4 4 7 1 2 9."])
+    async with serve(stack) as url:
+        heard = await committed_turns(url, turn_detection)
+    assert len(heard) == turns, heard
+
+
+async def test_semantic_vad_ends_a_finished_sentence_sooner_than_its_silence() -> None:
+    """A finished sentence ends ~160 ms after the speech (and the transcript) with
+    the model, where the acoustic wait of medium eagerness was 640 ms."""
+    stack, _stt = fake_backend(["I would like a large pizza, please."])
+    async with serve(stack) as url, connect(url) as ws:
+        assert (await recv(ws))["type"] == "session.created"
+        td = {"type": "semantic_vad", "eagerness": "medium"}
+        session = {"type": "realtime", "audio": {"input": {"turn_detection": td}}}
+        await send(ws, {"type": "session.update", "session": session})
+        assert (await recv(ws))["type"] == "session.updated"
+        # Speech then 400 ms of silence in one append, then nothing: the transcript of
+        # the pause comes in after the audio, and the session polls the input.
+        audio = pcm24(silence(300) + tone(600) + silence(400))
+        await append(ws, audio, len(audio))  # one append
+        events = await until(ws, "input_audio_buffer.committed")
+        assert [e["type"] for e in events][-2:] == [
+            "input_audio_buffer.speech_stopped",
+            "input_audio_buffer.committed",
+        ]
+        await until(ws, "response.done")  # the reply, before the socket closes
 
 
 def test_usage_estimate_rules() -> None:

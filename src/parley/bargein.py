@@ -19,7 +19,8 @@ the engine acts on::
                                              or said ≥ long_burst_ms of speech,
                                              else ResumeOutput(reason="timeout")
 
-What the engine does with them (phase 2 wires this into the speech front end):
+What an engine does with them (the cascade's speech front end,
+:mod:`parley.engines.speech`, does the part marked there):
 
 - ``PauseOutput`` — stop feeding reply audio to the transport and clear what the
   transport buffered (Twilio ``clear``), remembering the played position: to the
@@ -264,6 +265,11 @@ class BargeIn:
     def paused(self) -> bool:
         """The policy holds the agent's output paused (a decision is pending)."""
         return self._state in (_State.PAUSED, _State.JUDGING)
+
+    @property
+    def deciding(self) -> bool:
+        """Caller sound is being judged (from the first loud frame to the decision)."""
+        return self._state in (_State.ONSET, _State.PAUSED, _State.JUDGING)
 
     @property
     def position_ms(self) -> float:

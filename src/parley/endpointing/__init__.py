@@ -26,8 +26,11 @@ Wiring (phase 2; all sans-I/O, nothing here awaits):
   ``d.reasons`` go to the turn metrics;
 - ``audio_p_finished`` only if ``EndOfTurnConfig.audio_weight > 0`` (off by default):
   ``await SmartTurn().p_finished(signal.audio)`` alongside the STT;
-- ``/v1/realtime``: ``semantic_vad`` → ``eagerness_config(td.eagerness)``;
-  ``server_vad`` → the acoustic TurnDetector alone, as the client asked.
+- ``/v1/realtime`` (:mod:`parley.realtime_server.settings`): ``semantic_vad`` →
+  ``eagerness_config(td.eagerness)``; ``server_vad`` → the model with the client's
+  ``silence_duration_ms`` as its unsure and pending wait;
+- a flow phase's ``turn_taking:`` → ``Engine.update(turn_taking=PhasePolicy)`` →
+  :attr:`SpeechFrontEnd.phase <parley.engines.speech.SpeechFrontEnd.phase>`.
 
 Measured on the held-out half of the turn-taking corpus (``bench/turns.py``: 54
 pause utterances, 46 finished ones; Whisper in the loop on the audio clock;

@@ -200,6 +200,14 @@ class EndOfTurn:
         """The acoustic wait until a transcript is in (TurnConfig.end_of_turn_silence_ms)."""
         return self.config.pending_ms
 
+    def pending_for(self, phase: PhasePolicy | None) -> float:
+        """The acoustic wait until the transcript is in, under ``phase``'s curve and
+        clamps (the model's own ``pending_ms`` without one)."""
+        curve = self.config
+        if phase is not None and phase.eagerness is not None:
+            curve = self._curves[phase.eagerness]
+        return _clamp(curve.pending_ms, phase)
+
     def turn_config(self, base: TurnConfig | None = None) -> TurnConfig:
         """``base`` (default ``TurnConfig()``) with this model's pending wait: what the
         TurnDetector should run with when this model sets the waits."""
@@ -230,13 +238,17 @@ class EndOfTurn:
         phase = inp.phase
         if phase is not None and phase.eagerness is not None:
             curve = self._curves[phase.eagerness]
-        wait = curve.wait_for(p)
-        if phase is not None:
-            if phase.min_wait_ms is not None:
-                wait = max(wait, phase.min_wait_ms)
-            if phase.max_wait_ms is not None:
-                wait = min(wait, phase.max_wait_ms)
+        wait = _clamp(curve.wait_for(p), phase)
         verdict: Verdict = (
             "complete" if p >= curve.p_high else "incomplete" if p <= curve.p_low else "unsure"
         )
         return Decision(wait, verdict, p, tuple(signals))
+
+
+def _clamp(wait: float, phase: PhasePolicy | None) -> float:
+    if phase is not None:
+        if phase.min_wait_ms is not None:
+            wait = max(wait, phase.min_wait_ms)
+        if phase.max_wait_ms is not None:
+            wait = min(wait, phase.max_wait_ms)
+    return wait

@@ -180,9 +180,10 @@ class EndpointPolicy:
 
     def decide(self, inp: EndOfTurnInput) -> Decision | None:
         """The full seam (dialogue context, phase, audio): the model's decision in
-        ``mode="model"``; in the other modes the rule's wait on the transcript alone
-        (``None``: keep the acoustic wait)."""
-        if self.config.mode == "model":
+        ``mode="model"`` or when a flow phase sets a policy (``inp.phase``: only the
+        model can wait for a phone number's digits); otherwise the rule's wait on the
+        transcript alone (``None``: keep the acoustic wait)."""
+        if self.config.mode == "model" or inp.phase is not None:
             return self.model.decide(inp)
         verdict, wait = self.wait_ms(inp.transcript)
         if wait is None:

@@ -10,10 +10,15 @@ synthesised the moment it exists, so the first audio leaves after the first
 clause, not the whole answer.
 
 Barge-in: user speech while a reply is being made or played cancels the LLM and
-TTS work at once and emits :class:`~parley.events.Interrupted` with the text the
-caller actually heard (the transport's playback reports mapped through the
-clause timings); the history keeps only that text. :meth:`CascadeEngine.cancel_response`
-does the same on request, without ``Interrupted``.
+TTS work at once (with ``CascadeConfig.barge_in``, only once the speech front end
+has judged it a barge-in: a backchannel, a cough or line noise leaves the reply
+alone and is not answered as a turn — but until the transports can pause a reply
+and resume it, the reply plays on while the sound is judged, so a real barge-in
+stops it ~0.8–1.1 s after its onset instead of ~0.2 s: off by default) and emits
+:class:`~parley.events.Interrupted` with the text the caller actually heard (the
+transport's playback reports mapped through the clause timings); the history
+keeps only that text. :meth:`CascadeEngine.cancel_response` does the same on
+request, without ``Interrupted``.
 
 No silent failure: when the STT, the LLM (before or during its stream), the TTS or
 a text hook fails in a turn, the engine emits one non-fatal
@@ -38,11 +43,19 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from parley.audio.format import AudioFormat
-from parley.endpointing import EndpointConfig
+from parley.bargein import BargeInConfig
+from parley.endpointing import EndpointConfig, PhasePolicy
 from parley.engines.outbox import EventOutbox
 from parley.engines.reply import ReplyRecord, Segment, Stage, failure_event
 from parley.engines.seams import CallEngine, EngineStats, ToolRunner
-from parley.engines.speech import SpeechFrontEnd, SpeechOutput, SpeechStart, Transcription, UserTurn
+from parley.engines.speech import (
+    BargeInStop,
+    SpeechFrontEnd,
+    SpeechOutput,
+    SpeechStart,
+    Transcription,
+    UserTurn,
+)
 from parley.engines.text_hooks import HeldSplitter, TextHook
 from parley.errors import ConfigError, ParleyError
 from parley.events import (
@@ -81,6 +94,8 @@ class CascadeConfig:
     speculative_stt: bool = True  # transcribe at the first short silence
     # What the speculative transcript does to the end-of-turn wait (needs speculative_stt).
     endpointing: EndpointConfig = field(default_factory=EndpointConfig)
+    # Backchannel-aware barge-in (parley.bargein); None stops a reply at any speech.
+    barge_in: BargeInConfig | None = None
     # The first clause may be this short ("You said:"), so audio starts after a few
     # words; later clauses are whole sentences (see parley.providers.sentences).
     first_clause_chars: int = 8
@@ -158,6 +173,8 @@ class CascadeEngine:
             speculative_stt=cfg.speculative_stt,
             endpointing=cfg.endpointing,
             on_transcript=self._wake,
+            barge_in=cfg.barge_in,
+            agent_speaking=self._agent_speaking,
         )
         self._response: ReplyRecord | None = None
         self._responses: dict[str, ReplyRecord] = {}
@@ -220,12 +237,18 @@ class CascadeEngine:
         self._context[key] = (data, time.monotonic(), False)
 
     async def update(
-        self, *, instructions: str | None = None, tools: ToolRunner | None = None
+        self,
+        *,
+        instructions: str | None = None,
+        tools: ToolRunner | None = None,
+        turn_taking: PhasePolicy | None = None,
     ) -> None:
         if instructions is not None:
             self._instructions = instructions
         if tools is not None:
             self._tools = tools
+        if turn_taking is not None:
+            self._speech.phase = turn_taking
 
     def set_text_hooks(
         self, *, request: TextHook | None = None, response: TextHook | None = None
@@ -301,8 +324,10 @@ class CascadeEngine:
 
     async def _on_speech(self, outputs: list[SpeechOutput]) -> None:
         for out in outputs:
-            if isinstance(out, SpeechStart):
+            if isinstance(out, BargeInStop):
                 await self._barge_in()
+            elif isinstance(out, SpeechStart):
+                await self._barge_in()  # with barge_in set, only when no reply was under way
                 await self._emit(UserSpeechStarted(out.audio_ms))
             elif isinstance(out, UserTurn):
                 await self._emit(UserSpeechStopped(out.audio_ms))
@@ -325,6 +350,12 @@ class CascadeEngine:
 
     # -- barge-in and cancel -----------------------------------------------------------
 
+    def _agent_speaking(self) -> bool:
+        rec = self._response
+        if rec is None or not rec.started or rec.stopping:
+            return False
+        return rec.playing(time.monotonic()) or (rec.task is not None and not rec.task.done())
+
     async def _barge_in(self) -> None:
         rec = self._response
         now = time.monotonic()
@@ -346,6 +377,7 @@ class CascadeEngine:
         rec.generating = False
         played_ms = rec.estimated_played_ms(now)
         played = rec.played_text(played_ms)
+        self._speech.agent_text = played  # what the caller heard is what they answer
         if interrupted:
             await self._emit(Interrupted(rec.id, played, played_ms))
         if was_generating:
@@ -424,6 +456,7 @@ class CascadeEngine:
         if rec.spoken[rec.final_offset :].strip():
             rec.history_index = len(self._history)
             self._remember(Message(Role.ASSISTANT, rec.spoken[rec.final_offset :].strip()))
+        self._speech.agent_text = rec.spoken
         await self._emit(ResponseDone(rec.id, "completed", rec.spoken))
         await self._send_metrics(rec)
 

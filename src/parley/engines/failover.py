@@ -24,6 +24,7 @@ from typing import Protocol
 
 from parley.audio.format import AudioFormat
 from parley.audio.transcode import Transcoder
+from parley.endpointing import PhasePolicy
 from parley.engines.outbox import EventOutbox
 from parley.engines.seams import CallEngine, EngineStats, ToolRunner
 from parley.engines.text_hooks import TextHook
@@ -91,6 +92,7 @@ class FailoverEngine:
         self._history: list[Message] = []
         self._context: dict[str, object] = {}
         self._instructions: str | None = None
+        self._turn_taking: PhasePolicy | None = None  # the flow phase's, for the fallback
         self._tools: ToolRunner | None = None
         self._convert: Callable[[bytes], bytes] | None = None
         self._hooks: tuple[TextHook | None, TextHook | None] = (None, None)
@@ -142,13 +144,19 @@ class FailoverEngine:
         await self._active.inject_context(key, data)
 
     async def update(
-        self, *, instructions: str | None = None, tools: ToolRunner | None = None
+        self,
+        *,
+        instructions: str | None = None,
+        tools: ToolRunner | None = None,
+        turn_taking: PhasePolicy | None = None,
     ) -> None:
         if instructions is not None:
             self._instructions = instructions
         if tools is not None:
             self._tools = tools
-        await self._active.update(instructions=instructions, tools=tools)
+        if turn_taking is not None:
+            self._turn_taking = turn_taking
+        await self._active.update(instructions=instructions, tools=tools, turn_taking=turn_taking)
 
     async def close(self) -> None:
         self._closed = True
@@ -240,8 +248,10 @@ class FailoverEngine:
         fallback.seed_history(self._history)
         if self._hooks != (None, None):
             fallback.set_text_hooks(request=self._hooks[0], response=self._hooks[1])
-        if self._instructions is not None or self._tools is not None:
-            await fallback.update(instructions=self._instructions, tools=self._tools)
+        if (self._instructions, self._tools, self._turn_taking) != (None, None, None):
+            await fallback.update(
+                instructions=self._instructions, tools=self._tools, turn_taking=self._turn_taking
+            )
         for key, data in self._context.items():
             await fallback.inject_context(key, data)
         self._convert = convert = self._converter(fallback.input_format.sample_rate)

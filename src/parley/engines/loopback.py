@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Literal, get_args
 
 from parley.audio.format import AudioFormat
+from parley.endpointing import PhasePolicy
 from parley.engines.outbox import EventOutbox
 from parley.engines.seams import EngineStats, ToolRunner
 from parley.engines.text_hooks import TextHook
@@ -105,7 +106,11 @@ class LoopbackEngine:
         return
 
     async def update(
-        self, *, instructions: str | None = None, tools: ToolRunner | None = None
+        self,
+        *,
+        instructions: str | None = None,
+        tools: ToolRunner | None = None,
+        turn_taking: PhasePolicy | None = None,
     ) -> None:
         return
 

@@ -38,6 +38,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from parley.audio.format import AudioFormat
+from parley.endpointing import PhasePolicy
 from parley.engines import playback
 from parley.engines.outbox import EventOutbox
 from parley.engines.realtime_text import ShownText
@@ -317,9 +318,16 @@ class RealtimeEngine:
         await self._emit(ContextInjected(key, "inject_context", (time.monotonic() - now) * 1000))
 
     async def update(
-        self, *, instructions: str | None = None, tools: ToolRunner | None = None
+        self,
+        *,
+        instructions: str | None = None,
+        tools: ToolRunner | None = None,
+        turn_taking: PhasePolicy | None = None,
     ) -> None:
         # session.update applies to the next response; the current one is not touched.
+        # turn_taking is not sent: the upstream's turn detection has no phase policy.
+        if instructions is None and tools is None:
+            return
         if instructions is not None:
             self._instructions = instructions
         if tools is not None:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from parley.audio.format import AudioFormat
+from parley.endpointing import PhasePolicy
 from parley.engines.text_hooks import MiddlewareHost
 from parley.events import Event, ToolCall, ToolResult
 from parley.providers.seams import Message, ToolSpec
@@ -97,9 +98,18 @@ class Engine(Protocol):
         """Data for the next model call; a newer value for ``key`` replaces the older."""
 
     async def update(
-        self, *, instructions: str | None = None, tools: ToolRunner | None = None
+        self,
+        *,
+        instructions: str | None = None,
+        tools: ToolRunner | None = None,
+        turn_taking: PhasePolicy | None = None,
     ) -> None:
-        """New instructions or tools for the next model call; the current reply goes on."""
+        """New instructions or tools for the next model call; the current reply goes on.
+
+        ``turn_taking`` is a flow phase's end-of-turn policy from the next pause on
+        (``PhasePolicy()``: none; ``None``: unchanged). Engines that decide the end of
+        turn themselves apply it (the cascade); a hosted speech-to-speech model
+        decides its own turns and does not see it."""
 
     async def close(self) -> None: ...
 

@@ -14,10 +14,24 @@ Realtime server. It does the part of "hearing" that both need:
    transcript (usually already in), otherwise the STT starts at the end of turn;
 4. **endpointing** — with an :class:`~parley.endpointing.EndpointConfig`, the
    speculative transcript sets how much silence ends *this* turn
-   (:meth:`EndpointPolicy.wait_ms <parley.endpointing.EndpointPolicy.wait_ms>`):
-   the front end looks at it before each frame and in :meth:`SpeechFrontEnd.poll`,
-   which its owner calls when ``on_transcript`` says one is in (the turn may end
-   then without any new audio).
+   (:meth:`EndpointPolicy.decide <parley.endpointing.EndpointPolicy.decide>`, given
+   what the agent last said, :attr:`SpeechFrontEnd.agent_text`, and the flow phase's
+   :attr:`SpeechFrontEnd.phase`): the front end looks at it before each frame and in
+   :meth:`SpeechFrontEnd.poll`, which its owner calls when ``on_transcript`` says one
+   is in (the turn may end then without any new audio). A phase policy puts the
+   end-of-turn model in charge while it is set, whatever the mode: only the model
+   can wait for "the ten digits of a phone number".
+
+5. **barge-in** — with a :class:`~parley.bargein.BargeInConfig`, while
+   ``agent_speaking()`` says a reply is under way, every frame also goes to a
+   :class:`~parley.bargein.BargeIn`: caller sound is judged before it counts. While
+   it is judged, the turn detector's outputs are held back; a burst judged a
+   backchannel or noise (:class:`BargeInResume`) is dropped with them and the
+   detector reset, so it never becomes a turn; a barge-in (:class:`BargeInStop`)
+   releases them after it. The burst's transcript runs like a speculation (its
+   arrival wakes ``on_transcript``). The seam's :class:`Transcript` carries words
+   only, so the burst is judged by its words (``classify_burst`` without Whisper's
+   no-speech and log-probability figures).
 
 It is an asyncio shell only where it has to be (the executor call, the STT
 tasks); what comes out are typed, frozen outputs (:data:`SpeechOutput`) returned
@@ -40,7 +54,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, TypeAlias
 
-from parley.endpointing import EndpointConfig, EndpointPolicy
+from parley.bargein import (
+    BargeIn,
+    BargeInConfig,
+    BargeInDecision,
+    PauseOutput,
+    ResumeOutput,
+    StopOutput,
+)
+from parley.endpointing import EndOfTurnInput, EndpointConfig, EndpointPolicy, PhasePolicy
 from parley.errors import ParleyError
 from parley.providers.models import run_blocking
 from parley.providers.seams import STT, VAD, Transcript, VADStream
@@ -56,6 +78,9 @@ from parley.turns import (
 )
 
 __all__ = [
+    "BargeInPause",
+    "BargeInResume",
+    "BargeInStop",
     "SpeechFrontEnd",
     "SpeechOutput",
     "SpeechPause",
@@ -125,7 +150,35 @@ class UserTurn:
     figures: Mapping[str, float] = field(default_factory=dict)
 
 
-SpeechOutput: TypeAlias = SpeechStart | SpeechPause | SpeechResume | UserTurn
+@dataclass(frozen=True, slots=True)
+class BargeInPause:
+    """Caller sound while the agent talks (``onset_ms``): it is being judged."""
+
+    audio_ms: float
+    onset_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class BargeInResume:
+    """The sound was a backchannel or noise: the reply goes on, no turn is taken."""
+
+    audio_ms: float
+    reason: Literal["noise", "backchannel", "timeout"]
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class BargeInStop:
+    """A barge-in: stop the reply. The caller's speech outputs follow."""
+
+    audio_ms: float
+    reason: Literal["commit", "words", "timeout"]
+    text: str
+
+
+SpeechOutput: TypeAlias = (
+    SpeechStart | SpeechPause | SpeechResume | UserTurn | BargeInPause | BargeInResume | BargeInStop
+)
 
 _VERDICT_CODE = {"complete": 1.0, "unsure": 0.0, "incomplete": -1.0}
 
@@ -155,6 +208,8 @@ class SpeechFrontEnd:
         speculative_stt: bool = True,
         endpointing: EndpointConfig | None = None,
         on_transcript: Callable[[], None] | None = None,
+        barge_in: BargeInConfig | None = None,
+        agent_speaking: Callable[[], bool] | None = None,
     ) -> None:
         self._vad, self._stt = vad, stt
         self._rate = vad.sample_rate
@@ -173,6 +228,15 @@ class SpeechFrontEnd:
         self._verdict: float | None = None  # the current pause's judgement (code)
         self._tasks: set[asyncio.Task[Transcription]] = set()
         self._epoch = 0  # bumped by reset/reconfigure: frames scored before are stale
+        self._phase: PhasePolicy | None = None
+        self._barge_config = barge_in
+        self._barge: BargeIn | None = None
+        self._agent_speaking = agent_speaking
+        self._barge_live = False  # the policy is hearing (a reply was under way)
+        self._held: list[SpeechOutput] = []  # the detector's outputs while a burst is judged
+        self._burst: tuple[int, asyncio.Task[Transcription]] | None = None
+        #: What the caller last heard the agent say (the dialogue context of the model).
+        self.agent_text: str | None = None
 
     # -- state -------------------------------------------------------------------------
 
@@ -185,6 +249,16 @@ class SpeechFrontEnd:
         """Milliseconds of input audio taken in so far (whole frames)."""
         det = self._detector
         return self._offset_ms + (det.position_ms if det is not None else 0.0)
+
+    @property
+    def phase(self) -> PhasePolicy | None:
+        """The flow phase's turn-taking policy (``None``: the configured one)."""
+        return self._phase
+
+    @phase.setter
+    def phase(self, policy: PhasePolicy | None) -> None:
+        # PhasePolicy() overrides nothing: a phase without ``turn_taking``.
+        self._phase = None if policy is None or policy == PhasePolicy() else policy
 
     @property
     def in_turn(self) -> bool:
@@ -200,12 +274,19 @@ class SpeechFrontEnd:
             self._stream = await run_blocking(self._vad.stream)
         if self._detector is None and self._turn is not None:
             self._detector = TurnDetector(self._turn, self._rate, self._stream.frame_bytes)
+        if self._barge is None and self._barge_config is not None:
+            self._barge = BargeIn(self._barge_config, self._rate, self._stream.frame_bytes)
 
-    def reconfigure(self, turn: TurnConfig | None) -> None:
-        """New turn-taking settings from here on (``None``: detection off). The
-        utterance in progress and any speculation are dropped; positions go on."""
+    def reconfigure(
+        self, turn: TurnConfig | None, endpointing: EndpointConfig | None = None
+    ) -> None:
+        """New turn-taking settings from here on (``None``: detection off) and, if
+        given, a new endpointing policy. The utterance in progress and any speculation
+        are dropped; positions go on."""
         self._offset_ms = self.position_ms
         self._turn = turn
+        if endpointing is not None:
+            self._endpoint = EndpointPolicy(endpointing)
         self._detector = None
         if turn is not None and self._stream is not None:
             self._detector = TurnDetector(turn, self._rate, self._stream.frame_bytes)
@@ -280,20 +361,26 @@ class SpeechFrontEnd:
         if epoch != self._epoch:
             return out  # reset or reconfigured while the frames were scored: stale
         offset = self._offset_ms
+        barge = self._hearing_barge_in()
         for frame, prob, t in zip(frames, probs, times, strict=True):
             spec = self._speculation
             if spec is not None and not spec.judged and spec.task.done():
-                self._judge(out)
+                self._judge(self._sink(out))
+            if barge is not None:
+                self._judge_burst(out)
+                if (decision := barge.push(frame, prob)) is not None:
+                    self._on_barge_in(decision, out)
             signal = det.push(frame, prob)
             self._arrivals.append((offset + det.position_ms, t))
             if signal is not None:
-                self._on_signal(signal, out)
+                self._on_signal(signal, self._sink(out))
         return out
 
     def poll(self) -> list[SpeechOutput]:
         """Judge a speculative transcript that is in; the turn may end here and now."""
         out: list[SpeechOutput] = []
-        self._judge(out)
+        self._judge(self._sink(out))
+        self._judge_burst(out)
         return out
 
     # -- internals ---------------------------------------------------------------------
@@ -311,10 +398,15 @@ class SpeechFrontEnd:
                 task = self.transcribe(signal.audio)
                 self._speculation = _Speculation(signal.audio, task)
                 self._spec_runs += 1
-                if self._endpoint.enabled and self._on_transcript is not None:
+                if self._judging and self._on_transcript is not None:
                     wake = self._on_transcript
                     task.add_done_callback(lambda _t: wake())
             out.append(SpeechPause(signal.audio_ms + off, self._speculative))
+            if self._phase is not None and self._detector is not None:
+                # Until the transcript is in: the phase's curve's acoustic wait.
+                pending = self._endpoint.model.pending_for(self._phase)
+                if (ended := self._detector.set_end_of_turn_silence(pending)) is not None:
+                    out.append(self._turn_ended(ended))
         elif isinstance(signal, SpeechResumed):
             self._drop_speculation()
             self._verdict = None
@@ -352,16 +444,91 @@ class SpeechFrontEnd:
         if spec is None or spec.judged or not spec.task.done() or det is None:
             return
         spec.judged = True
-        if spec.task.cancelled() or not self._endpoint.enabled:
+        if spec.task.cancelled() or not self._judging:
             return
         result = spec.task.result().result
         if isinstance(result, ParleyError):
             return  # keep the acoustic wait; the turn reports the error
-        verdict, wait = self._endpoint.wait_ms(result.text)
-        self._verdict = _VERDICT_CODE[verdict]
-        ended = det.set_end_of_turn_silence(wait)
+        inp = EndOfTurnInput(result.text, last_agent_text=self.agent_text, phase=self._phase)
+        decision = self._endpoint.decide(inp)
+        if decision is None:  # the rule is unsure and keeps the acoustic wait
+            self._verdict = _VERDICT_CODE[self._endpoint.wait_ms(result.text)[0]]
+            return
+        self._verdict = _VERDICT_CODE[decision.verdict]
+        ended = det.set_end_of_turn_silence(decision.wait_ms)
         if ended is not None:
             out.append(self._turn_ended(ended))
+
+    # -- barge-in (see the module docstring, 5.) ----------------------------------------
+
+    def _hearing_barge_in(self) -> BargeIn | None:
+        """The barge-in policy if it hears this batch: a reply is under way, or a
+        burst heard during one is still being judged."""
+        barge = self._barge
+        if barge is None or self._agent_speaking is None:
+            return None
+        speaking = self._agent_speaking()
+        if speaking and not self._barge_live:
+            barge.reset()  # a new reply: forget the last one's decision
+        self._barge_live = speaking or barge.deciding
+        return barge if self._barge_live else None
+
+    def _sink(self, out: list[SpeechOutput]) -> list[SpeechOutput]:
+        """Where the detector's outputs go: held back while a burst is judged."""
+        barge = self._barge
+        return self._held if barge is not None and barge.deciding else out
+
+    def _on_barge_in(self, decision: BargeInDecision, out: list[SpeechOutput]) -> None:
+        off = self._offset_ms
+        if isinstance(decision, PauseOutput):
+            out.append(BargeInPause(decision.at_ms + off, decision.onset_ms + off))
+        elif isinstance(decision, StopOutput):
+            self._drop_burst()
+            out.append(BargeInStop(decision.at_ms + off, decision.reason, decision.text))
+            out.extend(self._held)
+            self._held.clear()
+        elif isinstance(decision, ResumeOutput):
+            self._drop_burst()
+            for held in self._held:
+                if isinstance(held, UserTurn):
+                    held.transcript.cancel()
+            self._held.clear()
+            if self._detector is not None:
+                self._detector.reset()  # the burst is no turn
+            self._forget_utterance()
+            out.append(BargeInResume(decision.at_ms + off, decision.reason, decision.text))
+        else:  # TranscribeBurst
+            self._drop_burst()
+            task = self.transcribe(decision.audio)
+            self._burst = (decision.seq, task)
+            if self._on_transcript is not None:
+                wake = self._on_transcript
+                task.add_done_callback(lambda _t: wake())
+
+    def _judge_burst(self, out: list[SpeechOutput]) -> None:
+        burst, barge = self._burst, self._barge
+        if burst is None or barge is None or not burst[1].done():
+            return
+        self._burst = None
+        seq, task = burst
+        if task.cancelled():
+            return
+        result = task.result().result
+        # An STT failure: the caller said something nobody heard; count it as words.
+        text = result.text if isinstance(result, Transcript) else "unheard words"
+        decision = barge.on_transcript(seq, text)
+        if decision is not None:
+            self._on_barge_in(decision, out)
+
+    def _drop_burst(self) -> None:
+        if self._burst is not None:
+            self._burst[1].cancel()
+            self._burst = None
+
+    @property
+    def _judging(self) -> bool:
+        """A speculative transcript may change the wait (a phase policy always may)."""
+        return self._endpoint.enabled or self._phase is not None
 
     def _arrival(self, audio_ms: float) -> float:
         """Wall time at which input position ``audio_ms`` reached us."""

@@ -21,6 +21,17 @@ the flow is complete when a final phase's requirements are met.
         max_turns: 8
       ...
 
+A phase may set how the end of the caller's turn is judged while it runs
+(``turn_taking``, a :class:`~parley.endpointing.PhasePolicy`): what answer it
+collects (``expect: digits`` with ``digits: 10`` for a phone number, ``email``,
+``date``, ``yes_no``, ``answer``), an OpenAI-style ``eagerness`` (low waits
+longest) and ``min_wait_ms``/``max_wait_ms`` bounds. A phase collecting a phone
+number then waits for the ten digits however long the caller pauses between them::
+
+      - name: callback
+        instructions: Ask for a callback number.
+        turn_taking: {expect: digits, digits: 10, label: phone number, eagerness: low}
+
 A phase may also branch on the caller's keypad: ``on_digit: {"1": sales, "2":
 support}`` moves to that next phase when the digit is pressed (any phone
 platform's DTMF), whatever its criteria say — the caller chose.
@@ -37,11 +48,12 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from parley.endpointing import Expectation, PhasePolicy
 from parley.errors import ConfigError
 
 __all__ = ["Criterion", "FlowConfig", "Phase", "load_flow"]
@@ -69,6 +81,7 @@ class Phase:
     max_turns: int | None = None  # agent replies this phase may take
     on_budget_exhausted: str | None = None  # where to go when max_turns is used up
     on_digit: Mapping[str, str] = field(default_factory=dict)  # DTMF digit -> next phase
+    turn_taking: PhasePolicy | None = None  # the end-of-turn policy while in this phase
 
     @property
     def final(self) -> bool:
@@ -88,6 +101,31 @@ class _CriterionModel(BaseModel):
     description: str = Field(default="", max_length=2000)
 
 
+class _TurnTakingModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    expect: Literal["digits", "email", "yes_no", "date", "answer", "open"] | None = None
+    digits: int | None = Field(default=None, ge=1, le=32)
+    label: str = Field(default="", max_length=100)
+    eagerness: Literal["low", "medium", "high", "auto"] | None = None
+    min_wait_ms: float | None = Field(default=None, gt=0, le=10_000)
+    max_wait_ms: float | None = Field(default=None, gt=0, le=10_000)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> _TurnTakingModel:
+        if self.digits is not None and self.expect != "digits":
+            raise ValueError("digits needs expect: digits")
+        lo, hi = self.min_wait_ms, self.max_wait_ms
+        if lo is not None and hi is not None and lo > hi:
+            raise ValueError("min_wait_ms is longer than max_wait_ms")
+        return self
+
+    def policy(self) -> PhasePolicy:
+        expect = None
+        if self.expect is not None:
+            expect = Expectation(self.expect, self.digits, self.label or self.expect)
+        return PhasePolicy(expect, self.eagerness, self.min_wait_ms, self.max_wait_ms)
+
+
 class _PhaseModel(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     name: str = Field(pattern=_NAME, max_length=100)
@@ -98,6 +136,7 @@ class _PhaseModel(BaseModel):
     max_turns: int | None = Field(default=None, ge=1, le=1000)
     on_budget_exhausted: str | None = None
     on_digit: dict[str, str] = Field(default_factory=dict)
+    turn_taking: _TurnTakingModel | None = None
 
     @field_validator("criteria", mode="before")
     @classmethod
@@ -167,6 +206,7 @@ class FlowConfig:
                     max_turns=p.max_turns,
                     on_budget_exhausted=p.on_budget_exhausted,
                     on_digit=dict(p.on_digit),
+                    turn_taking=p.turn_taking.policy() if p.turn_taking is not None else None,
                 )
             )
         if model.initial is None:

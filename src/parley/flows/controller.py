@@ -9,11 +9,15 @@ three tools next to the app's own (which it runs by delegation):
   result, while the current phase's criteria or required observations are
   unmet, or when the phase is not one the current phase may move to.
 
-On a phase change it calls ``engine.update(instructions=…, tools=self)``; both
-engines apply that to their next model call without touching the reply in
-progress, so the call goes on. Its tool list is computed per phase, and since the
-engine holds the controller itself, even the model call that follows the
-``transition_to`` result in the same reply sees the new phase's tools.
+On a phase change it calls ``engine.update(instructions=…, tools=self,
+turn_taking=…)`` (the new phase's end-of-turn policy, :attr:`Phase.turn_taking
+<parley.flows.config.Phase.turn_taking>`; the :class:`FlowEngine` gives the initial
+phase's before the engine runs); both engines apply that to their next model call
+without touching the reply in progress, so the call goes on (a hosted
+speech-to-speech model decides its own turns: the policy is the cascade's). Its
+tool list is computed per phase, and since the engine holds the controller itself,
+even the model call that follows the ``transition_to`` result in the same reply
+sees the new phase's tools.
 
 ``attach(engine)`` wraps the engine in a :class:`FlowEngine` that adds
 :class:`~parley.events.PhaseChanged` to the engine's events (so it reaches the
@@ -36,6 +40,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from parley.audio.format import AudioFormat
+from parley.endpointing import PhasePolicy
 from parley.engines.seams import CallEngine, Engine, EngineStats, ToolRunner
 from parley.engines.text_hooks import TextHook
 from parley.errors import ConfigError
@@ -90,6 +95,11 @@ class FlowController:
 
     def progress(self) -> Progress:
         return self.tracker.snapshot()
+
+    @property
+    def turn_taking(self) -> PhasePolicy:
+        """The current phase's end-of-turn policy (``PhasePolicy()``: none of its own)."""
+        return self.tracker.phase.turn_taking or PhasePolicy()
 
     @property
     def instructions(self) -> str:
@@ -290,7 +300,9 @@ class FlowController:
         self.changes.append(change)
         self._outbox.append((self._call_id, change))
         if self.engine is not None:
-            await self.engine.update(instructions=self.instructions, tools=self)
+            await self.engine.update(
+                instructions=self.instructions, tools=self, turn_taking=self.turn_taking
+            )
 
     # -- the engine side -----------------------------------------------------------------
 
@@ -362,6 +374,7 @@ class FlowEngine:
         return self.inner.stats()
 
     async def run(self) -> None:
+        await self.inner.update(turn_taking=self.flow.turn_taking)  # the initial phase's
         await self.inner.run()
 
     async def events(self) -> AsyncIterator[Event]:
@@ -391,7 +404,11 @@ class FlowEngine:
         await self.inner.inject_context(key, data)
 
     async def update(
-        self, *, instructions: str | None = None, tools: ToolRunner | None = None
+        self,
+        *,
+        instructions: str | None = None,
+        tools: ToolRunner | None = None,
+        turn_taking: PhasePolicy | None = None,
     ) -> None:
         """The app's own prompt or tools changed: the flow's phase section and tools stay."""
         flow = self.flow
@@ -402,6 +419,7 @@ class FlowEngine:
         await self.inner.update(
             instructions=flow.instructions if instructions is not None else None,
             tools=flow if tools is not None else None,
+            turn_taking=turn_taking,  # until the next phase change sets the phase's
         )
 
     async def close(self) -> None:

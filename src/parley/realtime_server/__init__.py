@@ -29,7 +29,7 @@ from .backend import (
 )
 from .input import SpeechBegan, SpeechEnded, SpeechInput, Utterance
 from .session import EventHook, RealtimeSession
-from .settings import turn_config
+from .settings import endpoint_config, turn_config
 from .tools import ClientTools, function_specs
 from .usage import estimate_usage
 
@@ -50,6 +50,7 @@ __all__ = [
     "authorized",
     "cascade_maker",
     "create_realtime_app",
+    "endpoint_config",
     "estimate_usage",
     "function_specs",
     "offline_backend",

@@ -8,15 +8,26 @@ speculative transcript reused when the turn ends with no new speech). It knows
 nothing of the Realtime protocol: the session maps :class:`SpeechBegan` /
 :class:`SpeechEnded` onto ``input_audio_buffer.speech_started`` / ``speech_stopped``
 and commits; times are session milliseconds (they go on across reconfigurations).
+The end-of-turn model (``configure``'s ``endpointing``) may end a turn when a
+speculative transcript comes in with no new audio: ``on_transcript`` then asks the
+session to :meth:`SpeechInput.poll`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from parley.engines.speech import SpeechFrontEnd, SpeechStart, Transcription, UserTurn
+from parley.endpointing import EndpointConfig
+from parley.engines.speech import (
+    SpeechFrontEnd,
+    SpeechOutput,
+    SpeechStart,
+    Transcription,
+    UserTurn,
+)
 from parley.errors import ParleyError
 from parley.providers.seams import STT, VAD, Transcript
 from parley.turns import TurnConfig
@@ -77,8 +88,10 @@ class SpeechInput:
     detected; the audio still counts towards the session's position.
     """
 
-    def __init__(self, vad: VAD, stt: STT) -> None:
-        self.front = SpeechFrontEnd(vad, stt, None)
+    def __init__(
+        self, vad: VAD, stt: STT, *, on_transcript: Callable[[], None] | None = None
+    ) -> None:
+        self.front = SpeechFrontEnd(vad, stt, None, on_transcript=on_transcript)
         self.rate = vad.sample_rate
 
     @property
@@ -90,9 +103,12 @@ class SpeechInput:
     def detecting(self) -> bool:
         return self.front.turn_config is not None
 
-    def configure(self, config: TurnConfig | None) -> None:
-        """New turn-detection settings (``None``: off); a turn in progress is dropped."""
-        self.front.reconfigure(config)
+    def configure(
+        self, config: TurnConfig | None, endpointing: EndpointConfig | None = None
+    ) -> None:
+        """New turn-detection settings (``None``: off) and end-of-turn policy (``None``:
+        the acoustic wait alone); a turn in progress is dropped."""
+        self.front.reconfigure(config, endpointing or EndpointConfig(mode="acoustic"))
 
     def reset(self) -> None:
         """Forget the turn in progress (``input_audio_buffer.clear``, a manual commit)."""
@@ -102,8 +118,15 @@ class SpeechInput:
         """Hear ``pcm`` and return what happened in it, in order."""
         if not pcm:
             return []
+        return self._signals(await self.front.push([(pcm, time.monotonic())]))
+
+    def poll(self) -> list[InputSignal]:
+        """A speculative transcript is in: the turn may end now, with no new audio."""
+        return self._signals(self.front.poll())
+
+    def _signals(self, outputs: list[SpeechOutput]) -> list[InputSignal]:
         signals: list[InputSignal] = []
-        for out in await self.front.push([(pcm, time.monotonic())]):
+        for out in outputs:
             if isinstance(out, SpeechStart):
                 signals.append(SpeechBegan(out.start_ms))
             elif isinstance(out, UserTurn):

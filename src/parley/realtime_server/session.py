@@ -43,9 +43,10 @@ result to the model, whose continuation the server streams as a response of its 
 Differences from OpenAI, by design: transcription always runs (the engine needs
 the words); ``transcription: null`` only silences its events. A response with no
 new user words (``response.create`` right after a system item, say) completes at
-once with no output, since an engine answers user text. ``semantic_vad`` maps its
-eagerness onto a silence length (low 928 ms, medium/auto 640 ms, high 448 ms; the
-figures of parley.turns' tuning table). An unknown voice leaves the voice as it
+once with no output, since an engine answers user text. Both ``server_vad`` and
+``semantic_vad`` end turns with the cascade's end-of-turn model
+(:mod:`parley.realtime_server.settings`; ``semantic_vad``'s eagerness picks its wait
+curve). An unknown voice leaves the voice as it
 was (``session.updated`` shows the effective one).
 """
 
@@ -104,11 +105,12 @@ from parley.providers.seams import ToolSpec
 
 from .audio_io import inbound, outbound
 from .backend import RealtimeBackend, RealtimeSessionEngine
-from .input import SpeechBegan, SpeechEnded, SpeechInput, Utterance
+from .input import InputSignal, SpeechBegan, SpeechEnded, SpeechInput, Utterance
 from .settings import (
     audio_in,
     audio_out,
     default_session,
+    endpoint_config,
     format_or_default,
     modalities,
     turn_config,
@@ -179,8 +181,10 @@ class RealtimeSession:
         self._closed = False
         self._conv = ServerConversation(self._eid, heard_text, rate=self._rate)
         self._runs: dict[str, _Run] = {}
+        self._woken = asyncio.Event()  # a speculative transcript is in: poll the input
+        self._hearing = asyncio.Lock()  # one of append / poll hands out turns at a time
         # input
-        self._input = SpeechInput(backend.vad, backend.stt)
+        self._input = SpeechInput(backend.vad, backend.stt, on_transcript=self._woken.set)
         self._in_format = format_or_default(audio_in(self._session).format)
         self._inbound = inbound(self._in_format, self._rate)
         self._vad_item: str | None = None
@@ -222,7 +226,9 @@ class RealtimeSession:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._engine.run())
                 tg.create_task(self._pump())
+                poller = tg.create_task(self._poller())
                 await self._worker()
+                poller.cancel()
                 await self._engine.close()
         finally:
             self._closed = True
@@ -350,7 +356,10 @@ class RealtimeSession:
 
     def _configure_turns(self) -> None:
         td = turn_detection(self._session)
-        self._input.configure(None if td is None else turn_config(td))
+        if td is None:
+            self._input.configure(None)
+        else:
+            self._input.configure(turn_config(td), endpoint_config(td))
         self._vad_item = None
 
     def _reset_turns(self) -> None:
@@ -364,7 +373,18 @@ class RealtimeSession:
         if not pcm:
             return
         self._conv.buffer.append(pcm)
-        for signal in await self._input.push(pcm):
+        async with self._hearing:
+            await self._heard(await self._input.push(pcm))
+
+    async def _poller(self) -> None:
+        while True:
+            await self._woken.wait()
+            self._woken.clear()
+            async with self._hearing:
+                await self._heard(self._input.poll())
+
+    async def _heard(self, signals: list[InputSignal]) -> None:
+        for signal in signals:
             if isinstance(signal, SpeechBegan):
                 await self._speech_began(signal)
             else:

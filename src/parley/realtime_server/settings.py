@@ -1,7 +1,19 @@
 """Session settings: defaults, the turn-detection mapping and format checks.
 
 ``turn_config`` is where the client's ``server_vad``/``semantic_vad`` parameters
-become Parley's :class:`~parley.turns.TurnConfig`.
+become Parley's :class:`~parley.turns.TurnConfig`, and ``endpoint_config`` the
+end-of-turn model both modes run (the cascade engine's, :mod:`parley.endpointing`):
+the speculative transcript at the first short pause sets how much silence ends
+*this* turn.
+
+- ``semantic_vad``: ``eagerness`` picks the model's wait curve
+  (:data:`~parley.endpointing.EAGERNESS`: after a finished sentence low / medium /
+  high wait 320 / 160 / 96 ms, after unfinished words 2,016 / 1,504 / 992 ms, and
+  that long until the transcript is in); ``auto`` is ``medium``.
+- ``server_vad``: the model with ``silence_duration_ms`` as the wait while the
+  model is unsure and until the transcript is in, so a slow STT never waits longer
+  than the client asked; a finished sentence ends after 160 ms (or the silence, if
+  shorter), unfinished words ("my number is …") wait up to 1,504 ms.
 """
 
 from __future__ import annotations
@@ -12,6 +24,7 @@ from typing import Literal
 
 import msgspec
 
+from parley.endpointing import EAGERNESS, EndOfTurnConfig, EndpointConfig, eagerness_config
 from parley.errors import ConfigError, RemoteProtocolError
 from parley.protocols.openai_realtime import (
     PCM16_24K,
@@ -30,11 +43,11 @@ from parley.turns import TurnConfig
 from .backend import RealtimeBackend
 
 __all__ = [
-    "EAGERNESS_SILENCE_MS",
     "audio_in",
     "audio_out",
     "check_format",
     "default_session",
+    "endpoint_config",
     "format_or_default",
     "modalities",
     "turn_config",
@@ -43,16 +56,14 @@ __all__ = [
     "voice",
 ]
 
-#: ``semantic_vad`` eagerness → end-of-turn silence (ms), from parley.turns' tuning table.
-EAGERNESS_SILENCE_MS = {"low": 928.0, "medium": 640.0, "auto": 640.0, "high": 448.0}
-
 
 def turn_config(td: TurnDetection) -> TurnConfig:
     """``server_vad``/``semantic_vad`` parameters → a :class:`TurnConfig`.
 
     ``threshold`` → ``threshold`` (the hysteresis' lower threshold stays at most it),
-    ``silence_duration_ms`` → ``end_of_turn_silence_ms``, ``prefix_padding_ms`` →
-    ``prefix_padding_ms``; unset fields keep Parley's tuned defaults. Bad values raise
+    ``silence_duration_ms`` (``semantic_vad``: the eagerness' wait until the transcript
+    is in) → ``end_of_turn_silence_ms``, ``prefix_padding_ms`` → ``prefix_padding_ms``;
+    unset fields keep Parley's tuned defaults. Bad values raise
     ``RemoteProtocolError(invalid_value)``.
     """
     base = TurnConfig()
@@ -61,7 +72,7 @@ def turn_config(td: TurnDetection) -> TurnConfig:
     try:
         if td.type == "semantic_vad":
             eagerness = td.eagerness if isinstance(td.eagerness, str) else "auto"
-            silence = EAGERNESS_SILENCE_MS[eagerness]
+            silence = EAGERNESS[eagerness].pending_ms
         elif isinstance(td.silence_duration_ms, int):
             silence = float(td.silence_duration_ms)
         else:
@@ -82,6 +93,23 @@ def turn_config(td: TurnDetection) -> TurnConfig:
         raise RemoteProtocolError(
             "session.audio.input.turn_detection: a number out of range", code="invalid_value"
         ) from None
+
+
+def endpoint_config(td: TurnDetection) -> EndpointConfig:
+    """The end-of-turn model for ``td`` (see the module docstring); ``td`` is valid
+    (``turn_config`` accepted it)."""
+    if td.type == "semantic_vad":
+        eagerness = td.eagerness if isinstance(td.eagerness, str) else None
+        return EndpointConfig(mode="model", model=eagerness_config(eagerness))
+    silence = turn_config(td).end_of_turn_silence_ms
+    base = EndOfTurnConfig()
+    curve = EndOfTurnConfig(
+        short_ms=min(base.short_ms, silence),
+        unsure_ms=silence,
+        long_ms=max(base.long_ms, silence),
+        pending_ms=silence,
+    )
+    return EndpointConfig(mode="model", model=curve)
 
 
 def default_session(backend: RealtimeBackend, model: str) -> Session:
