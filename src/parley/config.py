@@ -39,7 +39,8 @@ from pydantic_settings import (
 
 from parley.engines.spec import EngineKind, EngineSpec, RealtimeSpec
 from parley.errors import ConfigError
-from parley.providers.registry import OPENAI_VOICES, ProviderKind, ProviderOptions, check_spec
+from parley.providers.registry import ProviderKind, ProviderOptions, check_spec
+from parley.providers.voices import OPENAI_VOICES
 
 __all__ = [
     "BUILT_FEATURES",

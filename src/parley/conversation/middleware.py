@@ -18,10 +18,10 @@ Three kinds, all registered on the :class:`~parley.Parley` app:
   it **cannot change audio already synthesised upstream** — a card number the
   model says is heard by the caller, and only the transcript is redacted. Use the
   cascade where what is spoken must be filtered.
-- **audio preprocessors** (``@app.audio_preprocessor``: ``(pcm: bytes) -> bytes``,
-  synchronous) run on every inbound chunk after it is decoded and resampled to the
-  engine's PCM16 mono, before VAD and STT. With none registered the inbound path
-  does no extra work at all.
+- **audio preprocessors** (``@app.audio_preprocessor``: ``(pcm: bytes) -> bytes``, or
+  ``async`` as seed 000 writes it, then awaited per chunk) run on every inbound chunk
+  after it is decoded and resampled to the engine's PCM16 mono, before VAD and STT.
+  With none registered the inbound path does no extra work at all.
 
 The chain form of the seeds, ``process(context, next)``, is the
 :class:`Middleware` Protocol; ``app.add_middleware(m)`` registers one for

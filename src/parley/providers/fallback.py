@@ -25,6 +25,7 @@ answers, so a later failure ends the turn as any provider failure does (the apol
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
@@ -74,7 +75,8 @@ class OpenAIProvider:
         return OpenAILLM(self.model, base_url=self.base_url, api_key=self.api_key)
 
     def describe(self) -> str:
-        return f"{self.model} at {self.base_url or 'api.openai.com'}"
+        where = self.base_url or os.environ.get("OPENAI_BASE_URL") or "api.openai.com"
+        return f"{self.model} at {where}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +98,8 @@ class AnthropicProvider:
         return AnthropicLLM(self.model, base_url=self.base_url, api_key=self.api_key)
 
     def describe(self) -> str:
-        return f"{self.model} at {self.base_url or 'api.anthropic.com'} (Anthropic)"
+        where = self.base_url or os.environ.get("ANTHROPIC_BASE_URL") or "api.anthropic.com"
+        return f"{self.model} at {where} (Anthropic)"
 
 
 HostedProvider = OpenAIProvider | AnthropicProvider

@@ -16,8 +16,8 @@ from openai import AsyncOpenAI, Omit, omit
 from parley.audio.wav import wav_bytes
 from parley.providers.client import OwnedClient
 from parley.providers.openai_llm import openai_client, openai_provider_error
-from parley.providers.registry import OpenAIVoice
 from parley.providers.seams import Transcript
+from parley.providers.voices import OpenAIVoice
 
 __all__ = ["OPENAI_TTS_SAMPLE_RATE", "OpenAISTT", "OpenAITTS"]
 

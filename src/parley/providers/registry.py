@@ -22,19 +22,17 @@ import threading
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Generic, Literal, TypeVar, get_args
+from typing import Any, Generic, Literal, TypeVar
 
 from parley.errors import ConfigError
 from parley.providers.seams import LLM, STT, TTS, VAD
 
 __all__ = [
     "BRAINS",
-    "OPENAI_VOICES",
     "STTS",
     "TTSS",
     "VADS",
     "Built",
-    "OpenAIVoice",
     "ProviderKind",
     "ProviderOptions",
     "ProviderRegistry",
@@ -43,11 +41,6 @@ __all__ = [
 ]
 
 P = TypeVar("P")
-#: OpenAI's speech voices (``tts openai:MODEL``); the seed documents ask for them by name.
-OpenAIVoice = Literal[
-    "alloy", "ash", "ballad", "coral", "echo", "fable", "nova", "onyx", "sage", "shimmer", "verse"
-]
-OPENAI_VOICES: frozenset[str] = frozenset(get_args(OpenAIVoice))
 ProviderKind = Literal["vad", "stt", "tts", "brain"]
 
 _DEFAULT_TEMPLATE: dict[str, Any] = {
