@@ -3,12 +3,14 @@ test_middleware_engines.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
 
 from parley.conversation.middleware import (
     AnalyticsMiddleware,
+    AsyncAudioChain,
     LoggingMiddleware,
     Middleware,
     MiddlewareChain,
@@ -268,13 +270,31 @@ def test_audio_chain_composes_and_builds_per_call_state() -> None:
 
     reg.add_audio(factory, per_call=True)
     chain = reg.audio_chain(8000)
+    assert not isinstance(chain, AsyncAudioChain)  # all synchronous: a plain function
     assert chain is not None and chain(b"x") == b"xab" and made == [8000]
 
-    async def slow(pcm: bytes) -> bytes:
-        return pcm
+    async def louder(pcm: bytes) -> bytes:  # seed 000's async form, awaited in order
+        return pcm + b"c"
 
-    with pytest.raises(ConfigError):
-        reg.add_audio(slow)
+    reg.add_audio(louder)
+    chained = reg.audio_chain(8000)
+    assert isinstance(chained, AsyncAudioChain)
+    assert asyncio.run(chained(b"x")) == b"xabc" and made == [8000, 8000]
+
+    async def factory_async(rate: int) -> object:
+        return louder
+
+    with pytest.raises(ConfigError, match="per_call"):
+        reg.add_audio(factory_async, per_call=True)
+
+    async def wrong(pcm: bytes) -> str:
+        return "not audio"
+
+    reg.add_audio(wrong)
+    broken = reg.audio_chain(8000)
+    assert isinstance(broken, AsyncAudioChain)
+    with pytest.raises(MiddlewareError, match="wrong"):
+        asyncio.run(broken(b"x"))
 
 
 def test_held_splitter_keeps_a_number_cut_at_a_space_together() -> None:

@@ -26,6 +26,12 @@ _LAZY = {
     "AnalyticsResult": "parley.analytics",
     "Turn": "parley.conversation.transcript",
     "TriggerType": "parley.conversation.triggers",
+    # seed 000's names (docs/seeds.md)
+    "ContextTrigger": "parley.conversation.triggers",
+    "Session": "parley.conversation.middleware",
+    "OpenAIProvider": "parley.providers.fallback",
+    "AnthropicProvider": "parley.providers.fallback",
+    "RedisSessionStore": "parley.store.redis_sessions",
 }
 
 
@@ -40,18 +46,23 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "AnalyticsResult",
+    "AnthropicProvider",
     "AuthError",
     "ConfigError",
+    "ContextTrigger",
     "ConversationConfig",
     "ConversationMetrics",
     "LocalProtocolError",
+    "OpenAIProvider",
     "Parley",
     "ParleyBackend",
     "ParleyError",
     "ProtocolError",
     "ProviderError",
     "RateLimited",
+    "RedisSessionStore",
     "RemoteProtocolError",
+    "Session",
     "TriggerType",
     "Turn",
     "__version__",

@@ -28,15 +28,23 @@ bug in user code must not drop a phone call.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, get_args, overload
 
 from parley.analytics.hub import AnalyticsHub, MetricsHandler
 from parley.analytics.processor import AnalyticsProcessor
-from parley.config import ConversationConfig, ParleySettings, load_settings
+from parley.config import (
+    ConversationConfig,
+    ParleySettings,
+    choose_hosted,
+    engine_spec,
+    load_settings,
+    provider_options,
+)
 from parley.conversation.context import ContextManager, ContextProvider, InjectResult, ProviderFn
 from parley.conversation.middleware import (
+    AsyncAudioPreprocessor,
     AudioPreprocessor,
     Middleware,
     MiddlewareRegistry,
@@ -58,6 +66,8 @@ from parley.engines.spec import EngineRequest
 from parley.errors import ConfigError
 from parley.events import Event, Role
 from parley.flows import FlowConfig, FlowController, FlowRegistry, load_flow
+from parley.providers.fallback import FallbackLLM, HostedProvider
+from parley.providers.registry import ProviderRegistry
 from parley.server.auth import TwilioTokens
 from parley.server.calls import CallRecord, CallRegistry
 from parley.server.persistence import Storage
@@ -67,6 +77,8 @@ from parley.store.records import SessionStore, StoredSession
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
+
+    from parley.server.run import BackgroundServer
 
 __all__ = [
     "EngineRequest",
@@ -80,6 +92,7 @@ log = logging.getLogger("parley.app")
 
 E = TypeVar("E")
 _F = TypeVar("_F", bound=Callable[..., Any])
+_TM = TypeVar("_TM", bound=TextMiddleware)
 _EVENT_TYPES: frozenset[type] = frozenset(get_args(Event))
 
 
@@ -101,27 +114,77 @@ class Parley:
         session_store: SessionStore | None = None,
         persist_conversations: bool | None = None,
         compliance_mode: str | None = None,
+        system_prompt: str | None = None,
+        context_triggers: Sequence[ContextTrigger] = (),
+        openai_api_key: str | None = None,
+        api_key: str | None = None,
+        providers: Sequence[HostedProvider] = (),
+        fallback_strategy: str | None = None,
     ) -> None:
         """``session_store`` (e.g. ``RedisSessionStore(url=…)``) and
         ``persist_conversations`` (finished turns and ended calls kept: SQLite beside
         the app unless a store is given) override the settings of the same names, as
-        does ``compliance_mode="HIPAA"`` (docs/compliance.md)."""
-        self.settings = settings if settings is not None else load_settings()
-        self.config = config if config is not None else self.settings.conversation
+        does ``compliance_mode="HIPAA"`` (docs/compliance.md).
+
+        The seed documents' keywords (docs/seeds.md, 000): ``system_prompt`` (over
+        ``config``'s), ``context_triggers`` (:class:`ContextTrigger` instances, e.g. of
+        your subclasses), ``openai_api_key`` / ``api_key`` (the hosted brain's key;
+        with one and no brain configured, the brain is ``config.model`` on OpenAI —
+        see :func:`parley.config.choose_hosted`), ``providers=[OpenAIProvider(…),
+        AnthropicProvider(…)]`` with ``fallback_strategy`` ``"ordered"`` (default) or
+        ``"latency_based"`` (:mod:`parley.providers.fallback`)."""
+        if openai_api_key is not None and api_key is not None and openai_api_key != api_key:
+            raise ConfigError(
+                "openai_api_key and api_key are the same key: give one", field="api_key"
+            )
+        if fallback_strategy is not None and not providers:
+            raise ConfigError(
+                "fallback_strategy chooses among providers=[OpenAIProvider(…), "
+                "AnthropicProvider(…)]: give them",
+                field="fallback_strategy",
+            )
+        settings = settings if settings is not None else load_settings()
+        config = config if config is not None else settings.conversation
+        if system_prompt is not None:
+            config = config.model_copy(update={"system_prompt": system_prompt})
+        brain: FallbackLLM | None = None
+        if providers:
+            brain = FallbackLLM.of(providers, fallback_strategy or "ordered")
+            settings = settings.model_copy(update={"brain": providers[0].spec})
+        choice = choose_hosted(settings, config, api_key=openai_api_key or api_key)
+        self.settings, self.config = choice.settings, choice.config
         #: What every call is built with; the decorators below add to it.
         self.setup = CallSetup(
             self.config,
             flow=load_flow(flow) if flow is not None else None,
             engine_maker=engine_factory,
         )
+        self.setup.context_triggers.extend(_checked_triggers(context_triggers))
         storage = Storage.from_settings(
             self.settings,
             session_store=session_store,
             persist=True if session_store is not None else persist_conversations,
             compliance_mode=compliance_mode,
         )
-        self.switchboard = Switchboard(self.settings, self.setup, storage=storage)
+        factory: EngineFactory | None = None
+        if brain is not None:
+            registry = ProviderRegistry(provider_options(self.settings, self.config))
+            registry.provide_brain(
+                self.settings.brain,
+                brain,
+                description=brain.describe(providers),
+                close=brain.aclose,
+            )
+            factory = EngineFactory(engine_spec(self.settings, self.config), registry)
+        self.switchboard = Switchboard(
+            self.settings,
+            self.setup,
+            factory=factory,
+            storage=storage,
+            notes=(choice.note,) if choice.note else (),
+        )
         self._asgi: FastAPI | None = None
+        self._background: BackgroundServer | None = None
 
     # -- the registries (read by the switchboard at each call) ----------------------------
 
@@ -339,22 +402,30 @@ class Parley:
 
     # -- middleware (parley.conversation.middleware) ---------------------------------------
 
-    def request_middleware(self, fn: TextMiddleware) -> TextMiddleware:
+    def request_middleware(self, fn: _TM) -> _TM:
         """``async def f(text: str, ctx: MiddlewareContext) -> str``: the user's text
         before the model (``ctx.context`` holds the call's injected context). On the
-        realtime engine: typed text only (spoken turns reach the model as audio)."""
+        realtime engine: typed text only (spoken turns reach the model as audio).
+        A second parameter annotated ``dict`` (seed 000's ``context: Dict``) gets the
+        injected context as data, one annotated ``Session`` a
+        :class:`~parley.conversation.middleware.Session`."""
         self.middleware.add(TextTransform(fn), request=True, response=False)
         return fn
 
-    def response_middleware(self, fn: TextMiddleware) -> TextMiddleware:
+    def response_middleware(self, fn: _TM) -> _TM:
         """``async def f(text: str, ctx: MiddlewareContext) -> str``: each sentence of
         the model's reply before it is spoken (cascade) or shown (realtime: transcripts
-        and text only — audio synthesised upstream cannot be changed)."""
+        and text only — audio synthesised upstream cannot be changed). The second
+        parameter may be a ``dict`` or a ``Session`` as for :meth:`request_middleware`
+        (seed 000: ``async def f(text: str, session: Session) -> str``)."""
         self.middleware.add(TextTransform(fn), request=False, response=True)
         return fn
 
     @overload
     def audio_preprocessor(self, fn: AudioPreprocessor, /) -> AudioPreprocessor: ...
+
+    @overload
+    def audio_preprocessor(self, fn: AsyncAudioPreprocessor, /) -> AsyncAudioPreprocessor: ...
 
     @overload
     def audio_preprocessor(
@@ -364,8 +435,9 @@ class Parley:
     def audio_preprocessor(
         self, fn: Callable[..., Any] | None = None, /, *, per_call: bool = False
     ) -> Callable[..., Any]:
-        """``def f(pcm: bytes) -> bytes`` (synchronous, fast: it runs per chunk): the
-        caller's PCM16 mono at the engine's rate, before VAD/STT. With
+        """``def f(pcm: bytes) -> bytes`` (fast: it runs per chunk): the caller's PCM16
+        mono at the engine's rate, before VAD/STT; ``async def`` too (seed 000's form,
+        awaited per chunk: keep it quick, it holds up the caller's audio). With
         ``per_call=True`` the function is a factory ``f(sample_rate) -> (pcm -> pcm)``
         called once per call, for filters that keep state."""
 
@@ -425,6 +497,36 @@ class Parley:
             drain_seconds=self.settings.drain_seconds,
         )
 
+    async def start(self, *, host: str | None = None, port: int | None = None) -> None:
+        """Serve on the running event loop and return once listening (seed 000's
+        ``await backend.start()``); ``await stop()`` ends it. ``port=0`` (or
+        ``PARLEY_PORT=0``) takes a free port: :attr:`port` says which."""
+        if self._background is not None:
+            raise ConfigError("the backend is already started: await stop() first")
+        from parley.server.run import BackgroundServer
+
+        where = host or self.settings.host
+        self.switchboard.security.check_exposure(where)
+        server = BackgroundServer(
+            self.asgi,
+            host=where,
+            port=self.settings.port if port is None else port,
+            drain_seconds=self.settings.drain_seconds,
+        )
+        await server.start()
+        self._background = server
+
+    async def stop(self) -> None:
+        """Stop what :meth:`start` serves: live calls drain, then the server closes."""
+        server, self._background = self._background, None
+        if server is not None:
+            await server.stop()
+
+    @property
+    def port(self) -> int | None:
+        """The port :meth:`start` listens on (None: not started)."""
+        return self._background.port if self._background is not None else None
+
     def get_health_status(self) -> dict[str, Any]:
         """Active connections, audio handlers, the engine and queue depths of each call."""
         return self.switchboard.health()
@@ -456,6 +558,17 @@ class Parley:
     async def end_call(self, session_id: str) -> bool:
         """End a call (DELETE); False if there is no such conversation."""
         return await self.switchboard.end_call(session_id)
+
+
+def _checked_triggers(triggers: Sequence[ContextTrigger]) -> list[ContextTrigger]:
+    for trigger in triggers:
+        if not isinstance(trigger, ContextTrigger):
+            raise ConfigError(
+                f"context_triggers takes ContextTrigger instances (subclass it, or use "
+                f"@app.context_trigger), not {type(trigger).__name__}",
+                field="context_triggers",
+            )
+    return list(triggers)
 
 
 #: The name the seed documents use.

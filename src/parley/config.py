@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -39,12 +40,16 @@ from pydantic_settings import (
 from parley.engines.spec import EngineKind, EngineSpec, RealtimeSpec
 from parley.errors import ConfigError
 from parley.providers.registry import ProviderKind, ProviderOptions, check_spec
+from parley.providers.voices import OPENAI_VOICES
 
 __all__ = [
     "BUILT_FEATURES",
+    "DEFAULT_OPENAI_MODEL",
     "ConversationConfig",
     "EngineKind",
+    "HostedChoice",
     "ParleySettings",
+    "choose_hosted",
     "engine_spec",
     "load_settings",
     "provider_options",
@@ -318,3 +323,74 @@ def provider_options(
         template_file=s.template_file,
         tts_voice=conv.voice,
     )
+
+
+#: The chat model of ``ParleyBackend(openai_api_key=…)`` when the config names none.
+DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
+
+
+@dataclass(frozen=True, slots=True)
+class HostedChoice:
+    """What :func:`choose_hosted` made of the keys, ``model`` and ``voice`` it was given."""
+
+    settings: ParleySettings
+    config: ConversationConfig
+    #: The one line the server logs at start when a request was mapped (None: nothing).
+    note: str | None = None
+
+
+def choose_hosted(
+    settings: ParleySettings,
+    config: ConversationConfig,
+    *,
+    api_key: str | None = None,
+) -> HostedChoice:
+    """The brain and voice the seed documents' ``ParleyBackend`` keywords ask for.
+
+    - ``api_key`` (``openai_api_key=`` / ``api_key=``) is the key of the hosted brain
+      (and, for OpenAI, of hosted speech and the Realtime engine unless they have one);
+    - a brain set in the settings (``PARLEY_BRAIN``, YAML, ``settings=``) wins;
+      otherwise with a key the brain is ``config.model`` (``claude-…``: Anthropic, else
+      OpenAI; none: :data:`DEFAULT_OPENAI_MODEL`), and without a key it stays the
+      offline one — ``model="gpt-4"`` is then said, not silently dropped;
+    - an OpenAI voice (``voice="alloy"``) with Piper as the TTS speaks with Piper's
+      voice, and says so. Any other unknown voice is refused when the app is built.
+    """
+    update: dict[str, Any] = {}
+    said: list[str] = []
+    brain_set = "brain" in settings.model_fields_set
+    model = config.model.strip()
+    brain = check_spec("brain", settings.brain)
+    hosted = brain.name in ("openai", "anthropic")
+    anthropic = model.startswith("claude") or (brain_set and brain.name == "anthropic")
+    if api_key is not None:
+        update["llm_api_key"] = SecretStr(api_key)
+        if not anthropic and settings.realtime_api_key is None:
+            update["realtime_api_key"] = SecretStr(api_key)
+        if not anthropic and settings.audio_api_key is None:
+            update["audio_api_key"] = SecretStr(api_key)
+    has_key = api_key is not None or settings.llm_api_key is not None
+    if brain_set:
+        if model and not (hosted and brain.model == model):
+            said.append(f"model={model!r} is not used: the brain is set to {settings.brain}")
+    elif has_key:
+        update["brain"] = (
+            f"anthropic:{model}" if anthropic else f"openai:{model or DEFAULT_OPENAI_MODEL}"
+        )
+    elif model:
+        said.append(
+            f"model={model!r} needs a hosted brain and no API key is given: the brain is "
+            f"{settings.brain} (offline; pass openai_api_key=… or set PARLEY_BRAIN="
+            f"{'anthropic' if anthropic else 'openai'}:{model} and PARLEY_LLM_API_KEY)"
+        )
+    new_config = config
+    tts = check_spec("tts", settings.tts)
+    if tts.name == "piper" and config.voice != tts.model and config.voice in OPENAI_VOICES:
+        new_config = config.model_copy(update={"voice": tts.model})
+        said.append(
+            f"voice={config.voice!r} is an OpenAI voice and the TTS is Piper: it speaks "
+            f"with {tts.model!r} (PARLEY_TTS=openai:gpt-4o-mini-tts speaks {config.voice!r})"
+        )
+    new_settings = settings.model_copy(update=update) if update else settings
+    note = "ConversationConfig: " + "; ".join(said) if said else None
+    return HostedChoice(settings=new_settings, config=new_config, note=note)

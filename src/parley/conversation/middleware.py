@@ -18,10 +18,10 @@ Three kinds, all registered on the :class:`~parley.Parley` app:
   it **cannot change audio already synthesised upstream** — a card number the
   model says is heard by the caller, and only the transcript is redacted. Use the
   cascade where what is spoken must be filtered.
-- **audio preprocessors** (``@app.audio_preprocessor``: ``(pcm: bytes) -> bytes``,
-  synchronous) run on every inbound chunk after it is decoded and resampled to the
-  engine's PCM16 mono, before VAD and STT. With none registered the inbound path
-  does no extra work at all.
+- **audio preprocessors** (``@app.audio_preprocessor``: ``(pcm: bytes) -> bytes``, or
+  ``async`` as seed 000 writes it, then awaited per chunk) run on every inbound chunk
+  after it is decoded and resampled to the engine's PCM16 mono, before VAD and STT.
+  With none registered the inbound path does no extra work at all.
 
 The chain form of the seeds, ``process(context, next)``, is the
 :class:`Middleware` Protocol; ``app.add_middleware(m)`` registers one for
@@ -48,8 +48,10 @@ When a middleware fails (the error policy, :data:`OnError`):
 from __future__ import annotations
 
 import inspect
+import json
 import logging
 import time
+import typing
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -59,6 +61,8 @@ from parley.errors import AuthError, ConfigError, ParleyError
 
 __all__ = [
     "AnalyticsMiddleware",
+    "AsyncAudioChain",
+    "AsyncAudioPreprocessor",
     "AudioPreprocessor",
     "Direction",
     "LoggingMiddleware",
@@ -69,11 +73,13 @@ __all__ = [
     "MiddlewareRegistry",
     "Next",
     "OnError",
+    "Session",
     "TextMiddleware",
     "TextPipeline",
     "TextTransform",
     "TimingMiddleware",
     "TokenAuthMiddleware",
+    "context_data",
 ]
 
 log = logging.getLogger("parley.middleware")
@@ -210,28 +216,113 @@ class MiddlewareChain:
 
 # -- the simple decorators' form ---------------------------------------------------------
 
-#: ``async (text, ctx) -> text`` — ``@app.request_middleware`` / ``@app.response_middleware``.
-TextMiddleware = Callable[[str, MiddlewareContext], Awaitable[str]]
+#: ``async (text, ctx) -> text`` — ``@app.request_middleware`` / ``@app.response_middleware``;
+#: the second parameter may also be the context as a dict, or a :class:`Session`.
+TextMiddleware = (
+    Callable[[str, "MiddlewareContext"], Awaitable[str]]
+    | Callable[[str, dict[str, Any]], Awaitable[str]]
+    | Callable[[str, "Session"], Awaitable[str]]
+)
 #: ``(pcm16: bytes) -> bytes`` at the engine's input rate.
 AudioPreprocessor = Callable[[bytes], bytes]
+#: ``async (pcm16: bytes) -> bytes``: seed 000's form, awaited per chunk.
+AsyncAudioPreprocessor = Callable[[bytes], Awaitable[bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """The call as seed 000's ``response_middleware(text, session: Session)`` sees it.
+
+    ``user_name`` is the conversation's ``user_name`` metadata, else a ``user_name``
+    field of its injected context (what a context provider or trigger returned, e.g.
+    ``{"user_name": "John", …}``), else None. ``context`` is the injected context as
+    data: key → what was injected (parsed back from the JSON the model is given).
+    """
+
+    session_id: str
+    user_id: str | None
+    user_name: str | None
+    metadata: Mapping[str, Any]
+    context: Mapping[str, Any]
+
+    @classmethod
+    def of(cls, ctx: MiddlewareContext) -> Session:
+        data = context_data(ctx.context)
+        name = ctx.metadata.get("user_name")
+        if not isinstance(name, str):
+            name = next(
+                (
+                    v["user_name"]
+                    for v in data.values()
+                    if isinstance(v, Mapping) and isinstance(v.get("user_name"), str)
+                ),
+                None,
+            )
+        return cls(ctx.conversation_id, ctx.user_id, name, dict(ctx.metadata), data)
+
+
+def context_data(context: Mapping[str, str]) -> dict[str, Any]:
+    """The injected context (key → text as the model gets it) as data: JSON parsed
+    back, text (or a truncated entry) as it is."""
+    out: dict[str, Any] = {}
+    for key, text in context.items():
+        try:
+            out[key] = json.loads(text)
+        except ValueError:
+            out[key] = text
+    return out
+
+
+#: What the second parameter of a text middleware function receives.
+_SecondArg = Literal["ctx", "dict", "session"]
+
+
+def _second_arg(fn: Callable[..., Any]) -> _SecondArg:
+    """``(text, context: dict)`` gets the context as data, ``(text, session: Session)``
+    a :class:`Session`, anything else (unannotated too) the :class:`MiddlewareContext`."""
+    params = list(inspect.signature(fn).parameters.values())
+    if len(params) < 2:
+        raise ConfigError(
+            f"{getattr(fn, '__name__', fn)!r} must take (text, ctx)", field="middleware"
+        )
+    hint = params[1].annotation
+    if isinstance(hint, str):  # postponed annotations: the name is enough to decide
+        head = hint.split("[", 1)[0].strip().rsplit(".", 1)[-1]
+    else:
+        origin = typing.get_origin(hint) or hint
+        head = getattr(origin, "__name__", "")
+    if head in ("dict", "Dict", "Mapping", "MutableMapping"):
+        return "dict"
+    if head == "Session":
+        return "session"
+    return "ctx"
 
 
 class TextTransform:
-    """A :data:`TextMiddleware` function as a chain link: it transforms, then calls next."""
+    """A :data:`TextMiddleware` function as a chain link: it transforms, then calls next.
 
-    def __init__(self, fn: TextMiddleware) -> None:
+    Its second argument is chosen once, from the function's annotation: the
+    :class:`MiddlewareContext`, the context as a ``dict`` or a :class:`Session`."""
+
+    def __init__(self, fn: Callable[..., Awaitable[str]]) -> None:
         if not inspect.iscoroutinefunction(fn):
             raise ConfigError(
                 f"{getattr(fn, '__name__', fn)!r} must be an async function (text, ctx) -> text",
                 field="middleware",
             )
         self.fn = fn
+        self._arg = _second_arg(fn)
 
     def __repr__(self) -> str:
         return f"TextTransform({getattr(self.fn, '__name__', self.fn)!r})"
 
     async def process(self, context: MiddlewareContext, next: Next) -> MiddlewareContext:
-        text = await self.fn(context.text, context)
+        arg: object = context
+        if self._arg == "dict":
+            arg = context_data(context.context)
+        elif self._arg == "session":
+            arg = Session.of(context)
+        text = await self.fn(context.text, arg)
         if not isinstance(text, str):
             raise MiddlewareError(f"{self!r} returned {type(text).__name__}, not str")
         context.text = text
@@ -329,10 +420,10 @@ class MiddlewareRegistry:
     def add_audio(self, fn: Callable[..., Any], *, per_call: bool = False) -> None:
         """``fn(pcm) -> pcm``, or with ``per_call`` a factory ``fn(sample_rate) -> (pcm) -> pcm``
         called once per call (for filters that keep state between chunks)."""
-        if inspect.iscoroutinefunction(fn):
+        if per_call and inspect.iscoroutinefunction(fn):
             raise ConfigError(
-                "an audio preprocessor runs per chunk on the hot path and must be a plain "
-                "(synchronous) function bytes -> bytes",
+                "a per_call audio preprocessor is a plain factory sample_rate -> filter "
+                "(the filter it returns may be async)",
                 field="audio_preprocessor",
             )
         self._audio.append((fn, per_call))
@@ -369,11 +460,16 @@ class MiddlewareRegistry:
             on_skip=on_skip,
         )
 
-    def audio_chain(self, sample_rate: int) -> AudioPreprocessor | None:
-        """The call's audio preprocessing as one function, or None (the zero-cost path)."""
+    def audio_chain(self, sample_rate: int) -> AudioPreprocessor | AsyncAudioChain | None:
+        """The call's audio preprocessing as one function, or None (the zero-cost path);
+        an :class:`AsyncAudioChain` when a step is ``async``."""
         if not self._audio:
             return None
-        steps: list[AudioPreprocessor] = [fn(sample_rate) if per else fn for fn, per in self._audio]
+        steps: list[Callable[[bytes], Any]] = [
+            fn(sample_rate) if per else fn for fn, per in self._audio
+        ]
+        if any(inspect.iscoroutinefunction(step) for step in steps):
+            return AsyncAudioChain(steps)
         if len(steps) == 1:
             return steps[0]
 
@@ -383,6 +479,24 @@ class MiddlewareRegistry:
             return pcm
 
         return chain
+
+
+class AsyncAudioChain:
+    """Audio preprocessors of which at least one is ``async`` (seed 000's form),
+    awaited in order on each inbound chunk of PCM16."""
+
+    def __init__(self, steps: Sequence[Callable[[bytes], Any]]) -> None:
+        self._steps = [(step, inspect.iscoroutinefunction(step)) for step in steps]
+
+    async def __call__(self, pcm: bytes) -> bytes:
+        for step, is_async in self._steps:
+            pcm = await step(pcm) if is_async else step(pcm)
+            if not isinstance(pcm, bytes):
+                raise MiddlewareError(
+                    f"audio preprocessor {getattr(step, '__name__', step)!r} returned "
+                    f"{type(pcm).__name__}, not bytes"
+                )
+        return pcm
 
 
 # -- built-ins ---------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from parley.audio.format import AudioFormat
 from parley.audio.transcode import ReplyTranscoder, Transcoder
 from parley.conversation.journal import Journal
+from parley.conversation.middleware import AsyncAudioChain
 from parley.conversation.state import ConversationState, StateMachine
 from parley.conversation.stream import CallStream, PlaybackReport, UserText
 from parley.conversation.transcript import Transcript
@@ -84,7 +85,7 @@ class Conversation:
         on_start: LifecycleHook | None = None,
         on_end: LifecycleHook | None = None,
         on_event: EventHook | None = None,
-        audio_preprocessor: Callable[[bytes], bytes] | None = None,
+        audio_preprocessor: Callable[[bytes], bytes] | AsyncAudioChain | None = None,
         on_playback: Callable[[str, float], None] | None = None,
     ) -> None:
         self.id = conversation_id or f"conv_{next(_ids)}"
@@ -108,8 +109,15 @@ class Conversation:
         # Inbound bytes → engine input in one call per chunk: None (untouched), the
         # decoder/resampler, or that plus the app's audio preprocessor. Without a
         # preprocessor this is the decoder alone: the hot path pays nothing for it.
+        sync_pre = None if isinstance(audio_preprocessor, AsyncAudioChain) else audio_preprocessor
         self._to_engine: Callable[[bytes], bytes] | None = _inbound_path(
-            self._inbound, audio_preprocessor, engine_format
+            self._inbound, sync_pre, engine_format
+        )
+        # An async preprocessor is awaited after the decoder, on PCM16 at the engine's rate.
+        self._after: Callable[[bytes], Awaitable[bytes]] | None = (
+            _async_path(audio_preprocessor, self._inbound, engine_format)
+            if isinstance(audio_preprocessor, AsyncAudioChain)
+            else None
         )
         self._outbound = _Outbound(stream.output_format)
         self._ending = False
@@ -169,10 +177,12 @@ class Conversation:
 
     async def _pump_inbound(self) -> None:
         engine = self.engine
-        convert = self._to_engine
+        convert, after = self._to_engine, self._after
         async for item in self.stream.inbound():
             if isinstance(item, bytes):
                 pcm = item if convert is None else convert(item)
+                if pcm and after is not None:
+                    pcm = await after(pcm)
                 if pcm:
                     await engine.send_audio(pcm)
             elif isinstance(item, PlaybackReport):
@@ -250,6 +260,22 @@ def _inbound_path(
     decode = Transcoder(engine_format, pcm, from_peer=True).process
     encode = Transcoder(pcm, engine_format).process
     return lambda data: encode(pre(decode(data)))
+
+
+def _async_path(
+    pre: AsyncAudioChain, inbound: _Inbound | None, engine_format: AudioFormat
+) -> Callable[[bytes], Awaitable[bytes]]:
+    if inbound is not None or engine_format.encoding == "pcm16":
+        return pre
+    # The engine takes the line's G.711: decoded for the preprocessor, encoded again.
+    pcm = AudioFormat("pcm16", engine_format.sample_rate, engine_format.channels)
+    decode = Transcoder(engine_format, pcm, from_peer=True).process
+    encode = Transcoder(pcm, engine_format).process
+
+    async def around(data: bytes) -> bytes:
+        return encode(await pre(decode(data)))
+
+    return around
 
 
 def _first_leaf(group: BaseExceptionGroup[ParleyError]) -> ParleyError:

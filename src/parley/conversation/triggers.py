@@ -128,7 +128,18 @@ def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
 
 @dataclass(slots=True)
 class ContextTrigger:
-    """One ``@app.context_trigger`` registration (validated when made)."""
+    """One ``@app.context_trigger`` registration (validated when made).
+
+    Also the base class of an application's own triggers, given to
+    ``Parley(context_triggers=[OrderContextTrigger(), …])`` (seed 000)::
+
+        class OrderContextTrigger(ContextTrigger):
+            def __init__(self) -> None:
+                super().__init__(TriggerType.SEMANTIC, self.orders, keywords=["order"])
+
+            async def orders(self, session_id: str, detected: list[str]) -> dict:
+                return {"last_order": "#4521"}
+    """
 
     type: TriggerType
     handler: TriggerHandler

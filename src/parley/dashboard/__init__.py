@@ -53,7 +53,7 @@ class Dashboard:
         self.asgi = FastAPI(
             title="Parley dashboard", lifespan=lifespan, docs_url=None, redoc_url=None
         )
-        self.asgi.include_router(dashboard_router(hub, dependencies=dependencies))
+        self.asgi.include_router(dashboard_router(hub, dependencies=dependencies, at_root=True))
 
     def run(self, *, host: str = "127.0.0.1", port: int = 8080, log_level: str = "info") -> None:
         """Serve the dashboard with uvicorn until interrupted."""

@@ -53,20 +53,24 @@ def dashboard_router(
     *,
     dependencies: Sequence[Depends] = (),
     closing: Callable[[], bool] = lambda: False,
+    at_root: bool = False,
 ) -> APIRouter:
-    """The routes (mount with ``include_router(router, prefix=...)``). ``dependencies``
+    """The routes (mount with ``include_router(router, prefix=...)``; ``at_root`` for
+    none, as the standalone dashboard is). ``dependencies``
     guard every route (the admin permission); ``closing`` says the server is stopping,
     so that open feeds end instead of holding the shutdown."""
     # tagged so the server's gate asks for analytics:read (parley.server.security)
     router = APIRouter(dependencies=list(dependencies), include_in_schema=False, tags=["analytics"])
     page = (STATIC / "index.html").read_text(encoding="utf-8")
 
-    @router.get("", response_class=HTMLResponse)
-    @router.get("/", response_class=HTMLResponse)
     async def index(request: Request) -> HTMLResponse:
         path = request.url.path
         base = path if path.endswith("/") else path + "/"
         return HTMLResponse(page.replace("{{BASE}}", base))
+
+    # "{prefix}" as well as "{prefix}/"; at the root (no prefix) FastAPI refuses "".
+    for path in ("/",) if at_root else ("", "/"):
+        router.add_api_route(path, index, methods=["GET"], response_class=HTMLResponse)
 
     @router.get("/static/{name}")
     async def static(name: str) -> FileResponse:

@@ -9,7 +9,6 @@ Both work with any server that implements these two endpoints.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from typing import Literal
 
 import openai
 from openai import AsyncOpenAI, Omit, omit
@@ -18,6 +17,7 @@ from parley.audio.wav import wav_bytes
 from parley.providers.client import OwnedClient
 from parley.providers.openai_llm import openai_client, openai_provider_error
 from parley.providers.seams import Transcript
+from parley.providers.voices import OpenAIVoice
 
 __all__ = ["OPENAI_TTS_SAMPLE_RATE", "OpenAISTT", "OpenAITTS"]
 
@@ -81,9 +81,7 @@ class OpenAISTT(OwnedClient):
         )
 
 
-Voice = Literal[
-    "alloy", "ash", "ballad", "coral", "echo", "fable", "nova", "onyx", "sage", "shimmer", "verse"
-]
+Voice = OpenAIVoice
 
 
 class OpenAITTS(OwnedClient):

@@ -282,6 +282,21 @@ class ProviderRegistry:
         self.options = options or ProviderOptions()
         self._lock = threading.Lock()
         self._built: dict[tuple[ProviderSpec, str], Built[Any]] = {}
+        # Brains the app built itself (providers=[...]): kept across aclose().
+        self._provided: dict[ProviderSpec, tuple[Built[LLM], str]] = {}
+
+    def provide_brain(
+        self,
+        spec: str,
+        llm: LLM,
+        *,
+        description: str,
+        close: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """Serve the brain ``spec`` with ``llm``, built by the app (e.g. a
+        :class:`~parley.providers.fallback.FallbackLLM` over several providers);
+        ``description`` is what the start banner says of it."""
+        self._provided[check_spec("brain", spec)] = (Built(llm, close=close), description)
 
     def vad(self, spec: str) -> VAD:
         return self._get(check_spec("vad", spec), VADS).provider
@@ -297,14 +312,24 @@ class ProviderRegistry:
         return self._get(parsed, TTSS, hosted_voice).provider
 
     def brain(self, spec: str) -> LLM:
-        return self._get(check_spec("brain", spec), BRAINS).provider
+        parsed = check_spec("brain", spec)
+        provided = self._provided.get(parsed)
+        if provided is not None:
+            return provided[0].provider
+        return self._get(parsed, BRAINS).provider
 
     def describe(self, kind: ProviderKind, spec: str) -> str:
         parsed = check_spec(kind, spec)
+        provided = self._provided.get(parsed) if kind == "brain" else None
+        if provided is not None:
+            return provided[1]
         return str(_TABLES[kind][parsed.name].describe(parsed.model, self.options))
 
     def is_local(self, kind: ProviderKind, spec: str) -> bool:
-        return _TABLES[kind][check_spec(kind, spec).name].local
+        parsed = check_spec(kind, spec)
+        if kind == "brain" and parsed in self._provided:
+            return False
+        return _TABLES[kind][parsed.name].local
 
     def _get(self, spec: ProviderSpec, table: Mapping[str, _Entry[P]], voice: str = "") -> Built[P]:
         with self._lock:
@@ -317,13 +342,20 @@ class ProviderRegistry:
     async def warmup(self, specs: Mapping[ProviderKind, str]) -> None:
         """Build the given providers and load the models of those that can load ahead
         of the first call (off the event loop), concurrently."""
-        built = [self._get(check_spec(kind, text), _TABLES[kind]) for kind, text in specs.items()]
+        parsed = [(kind, check_spec(kind, text)) for kind, text in specs.items()]
+        built = [
+            self._get(spec, _TABLES[kind])
+            for kind, spec in parsed
+            if not (kind == "brain" and spec in self._provided)
+        ]
         await asyncio.gather(*(b.warm() for b in built if b.warm is not None))
 
     async def aclose(self) -> None:
         """Close what holds connections (hosted SDK clients); the registry stays usable."""
         with self._lock:
             built, self._built = dict(self._built), {}
-        for b in built.values():
-            if b.close is not None:
-                await b.close()
+        closers = [b.close for b in built.values()]
+        closers += [b.close for b, _ in self._provided.values()]
+        for close in closers:
+            if close is not None:
+                await close()

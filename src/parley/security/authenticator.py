@@ -42,7 +42,12 @@ class Authenticator:
         client_secrets: ClientSecrets | None = None,
     ) -> None:
         if enabled and api_keys is None and jwt is None:
-            raise ConfigError("authentication is on but no API keys or JWT are configured")
+            raise ConfigError(
+                "authentication is on (enable_auth) but no API keys or JWT are configured: "
+                "set auth.api_keys or auth.jwt in the settings (docs/compliance.md; "
+                'PARLEY_AUTH=\'{"api_keys": [{"key": …, "user_id": …}]}\')',
+                field="auth",
+            )
         self.enabled = enabled
         self.api_keys = api_keys
         self.jwt = jwt

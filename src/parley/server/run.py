@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
 import shutil
+import socket
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import uvicorn
@@ -17,7 +19,7 @@ from fastapi import FastAPI
 from parley.errors import ConfigError
 from parley.metrics.prometheus import MULTIPROC_ENV, mark_process_dead
 
-__all__ = ["LEAN_WS", "run_server"]
+__all__ = ["LEAN_WS", "BackgroundServer", "run_server"]
 
 #: uvicorn's WebSocket protocol for Parley: the switchboard's endpoints on picows,
 #: any other WebSocket route through websockets-sansio (server/hosts/lean.py).
@@ -77,6 +79,54 @@ def _run(
         # Our drain ends the calls; this only bounds what uvicorn waits for after it.
         timeout_graceful_shutdown=max(5, int(drain_seconds) + 5),
     )
+
+
+class _LoopServer(uvicorn.Server):
+    """uvicorn inside someone else's loop: the process's signal handlers are theirs."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+class BackgroundServer:
+    """uvicorn serving ``app`` on the running event loop, for ``await app.start()``:
+    ``start()`` returns once it listens (``port`` 0: a free one, see :attr:`port`),
+    ``stop()`` shuts it down (the app's lifespan drains live calls first)."""
+
+    def __init__(self, app: FastAPI, *, host: str, port: int, drain_seconds: float) -> None:
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind((host, port))
+        self.host = host
+        self.port: int = self._sock.getsockname()[1]
+        self._server = _LoopServer(
+            uvicorn.Config(
+                app,
+                ws=LEAN_WS,
+                lifespan="on",
+                log_config=None,
+                timeout_graceful_shutdown=max(5, int(drain_seconds) + 5),
+            )
+        )
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        _configure_logging()
+        self._task = asyncio.create_task(self._server.serve(sockets=[self._sock]))
+        while not self._server.started:  # uvicorn offers a flag, not an event
+            if self._task.done():
+                self._task.result()  # its startup error, as raised
+                raise ConfigError("the server stopped while starting", field="port")
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        if self._task is None:
+            return
+        self._server.should_exit = True
+        task, self._task = self._task, None
+        await task
+        self._sock.close()
 
 
 def _children(pid: int) -> set[int]:

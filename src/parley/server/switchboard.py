@@ -25,7 +25,7 @@ import os
 import secrets
 import socket as _socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,9 +105,13 @@ class Switchboard:
         *,
         factory: EngineFactory | None = None,
         storage: Storage | None = None,
+        notes: Sequence[str] = (),
     ) -> None:
+        """``notes``: lines the server logs at start (WARNING), e.g. what the app's
+        ``model=`` / ``voice=`` were mapped to (:func:`parley.config.choose_hosted`)."""
         self.settings = settings
         self.setup = setup
+        self.notes = tuple(notes)
         self.factory = factory or EngineFactory(
             engine_spec(settings, setup.config),
             ProviderRegistry(provider_options(settings, setup.config)),
@@ -187,6 +191,7 @@ class Switchboard:
         choice = self.engine_choice()
         msgs = [(logging.INFO, choice.banner())]
         msgs += [(logging.WARNING, w) for w in choice.warnings]
+        msgs += [(logging.WARNING, note) for note in self.notes]
         msgs += self.security.startup_messages(
             twilio=self.twilio_tokens is not None,
             realtime_key=self.settings.realtime_server_api_key is not None,

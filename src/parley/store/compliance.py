@@ -162,7 +162,8 @@ class CompliancePolicy:
         if cipher is None:
             raise ConfigError(
                 "HIPAA mode encrypts transcripts at rest: set an encryption key "
-                "(parley.store.compliance.generate_key() makes one)",
+                "(PARLEY_ENCRYPTION_KEY, or encryption_key in the settings; "
+                "parley.store.compliance.generate_key() makes one)",
                 field="encryption_key",
             )
         return cls(
