@@ -73,6 +73,7 @@ def test_routes_come_from_the_platform_registry() -> None:
     assert route("/ws/audio/conv_1") == ("browser", {"conversation_id": "conv_1"})
     assert route("/twilio/stream") == ("twilio", {})
     assert route("/v1/realtime") == ("realtime", {})
+    assert route("/realtime/conv_1") == ("realtime", {"conversation_id": "conv_1"})
     assert route("/ws/audio/a/b") is None
     assert route("/") is None
 

@@ -65,7 +65,14 @@ from parley.engines.seams import Engine
 from parley.engines.spec import EngineRequest
 from parley.errors import ConfigError
 from parley.events import Event, Role
-from parley.flows import FlowConfig, FlowController, FlowRegistry, load_flow
+from parley.flows import (
+    ConversationEventHandler,
+    FlowConfig,
+    FlowController,
+    FlowRegistry,
+    ObservationTracker,
+    load_flow,
+)
 from parley.providers.fallback import FallbackLLM, HostedProvider
 from parley.providers.registry import ProviderRegistry
 from parley.server.auth import TwilioTokens
@@ -91,6 +98,7 @@ __all__ = [
 log = logging.getLogger("parley.app")
 
 E = TypeVar("E")
+H = TypeVar("H", bound=ConversationEventHandler)
 _F = TypeVar("_F", bound=Callable[..., Any])
 _TM = TypeVar("_TM", bound=TextMiddleware)
 _EVENT_TYPES: frozenset[type] = frozenset(get_args(Event))
@@ -265,6 +273,16 @@ class Parley:
             return fn
 
         return register
+
+    def event_handler(self, cls: type[H]) -> type[H]:
+        """``@app.event_handler class Notes(ConversationEventHandler): ...``: one instance
+        per call sees every event of it (``parley.flows.handlers``)."""
+        if not (isinstance(cls, type) and issubclass(cls, ConversationEventHandler)):
+            raise ConfigError(
+                f"{cls!r} is not a ConversationEventHandler subclass", field="event_handler"
+            )
+        self.setup.event_handlers.append(cls)
+        return cls
 
     def on_metrics_update(self, fn: MetricsHandler) -> MetricsHandler:
         """``async def f(metrics: ConversationMetrics) -> None`` after every turn of every
@@ -545,6 +563,12 @@ class Parley:
     def flow_controller(self, session_id: str) -> FlowController | None:
         """The call's guided-flow state, or None without a flow or such a call."""
         return self.switchboard.flow_controller(session_id)
+
+    def observations(self, session_id: str) -> ObservationTracker | None:
+        """The guided call's observations (``parley.flows.observations``), or None
+        without a flow or such a call."""
+        controller = self.switchboard.flow_controller(session_id)
+        return ObservationTracker(controller) if controller is not None else None
 
     async def session(self, session_id: str) -> StoredSession | None:
         """A conversation as the session store keeps it (ended calls live only there):

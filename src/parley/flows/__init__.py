@@ -13,15 +13,22 @@ from __future__ import annotations
 
 from parley.flows.config import Criterion, FlowConfig, Phase, load_flow
 from parley.flows.controller import FLOW_TOOLS, FlowController, FlowEngine, FlowRegistry
+from parley.flows.guided import ConversationPhase, GuidedConversation
+from parley.flows.handlers import ConversationEventHandler
+from parley.flows.observations import ObservationTracker
 from parley.flows.progress import Progress, ProgressTracker
 
 __all__ = [
     "FLOW_TOOLS",
+    "ConversationEventHandler",
+    "ConversationPhase",
     "Criterion",
     "FlowConfig",
     "FlowController",
     "FlowEngine",
     "FlowRegistry",
+    "GuidedConversation",
+    "ObservationTracker",
     "Phase",
     "Progress",
     "ProgressTracker",

@@ -32,6 +32,10 @@ number then waits for the ten digits however long the caller pauses between them
         instructions: Ask for a callback number.
         turn_taking: {expect: digits, digits: 10, label: phone number, eagerness: low}
 
+A phase's budget is ``max_turns`` (agent replies) and/or ``max_seconds`` (time in the
+phase, checked at the end of each reply); when one is used up the flow moves to
+``on_budget_exhausted`` if the phase names one, else the model is told to finish.
+
 A phase may also branch on the caller's keypad: ``on_digit: {"1": sales, "2":
 support}`` moves to that next phase when the digit is pressed (any phone
 platform's DTMF), whatever its criteria say — the caller chose.
@@ -79,7 +83,8 @@ class Phase:
     observations: tuple[str, ...] = ()  # keys that must be recorded before leaving
     next: tuple[str, ...] = ()  # allowed next phases; none = a final phase
     max_turns: int | None = None  # agent replies this phase may take
-    on_budget_exhausted: str | None = None  # where to go when max_turns is used up
+    max_seconds: float | None = None  # time this phase may take, checked after each reply
+    on_budget_exhausted: str | None = None  # where to go when a budget is used up
     on_digit: Mapping[str, str] = field(default_factory=dict)  # DTMF digit -> next phase
     turn_taking: PhasePolicy | None = None  # the end-of-turn policy while in this phase
 
@@ -134,6 +139,7 @@ class _PhaseModel(BaseModel):
     observations: list[str] = Field(default_factory=list)
     next: list[str] = Field(default_factory=list)
     max_turns: int | None = Field(default=None, ge=1, le=1000)
+    max_seconds: float | None = Field(default=None, gt=0, le=86_400)
     on_budget_exhausted: str | None = None
     on_digit: dict[str, str] = Field(default_factory=dict)
     turn_taking: _TurnTakingModel | None = None
@@ -204,6 +210,7 @@ class FlowConfig:
                     observations=tuple(p.observations),
                     next=tuple(p.next),
                     max_turns=p.max_turns,
+                    max_seconds=p.max_seconds,
                     on_budget_exhausted=p.on_budget_exhausted,
                     on_digit=dict(p.on_digit),
                     turn_taking=p.turn_taking.policy() if p.turn_taking is not None else None,
@@ -241,6 +248,28 @@ class FlowConfig:
     def remaining_after(self, name: str) -> int:
         """How many phases at least are still to enter from ``name`` to finish."""
         return self._remaining[name]
+
+    def as_dict(self) -> dict[str, Any]:
+        """The flow as :meth:`from_dict` reads it (what the session store keeps)."""
+        phases: list[dict[str, Any]] = []
+        for p in self.phases:
+            out: dict[str, Any] = {
+                "name": p.name,
+                "instructions": p.instructions,
+                "criteria": [{"name": c.name, "description": c.description} for c in p.criteria],
+                "observations": list(p.observations),
+                "next": list(p.next),
+            }
+            optional = {
+                "max_turns": p.max_turns,
+                "max_seconds": p.max_seconds,
+                "on_budget_exhausted": p.on_budget_exhausted,
+            }
+            out.update({k: v for k, v in optional.items() if v is not None})
+            if p.on_digit:
+                out["on_digit"] = dict(p.on_digit)
+            phases.append(out)
+        return {"name": self.name, "goal": self.goal, "initial": self.initial, "phases": phases}
 
 
 def load_flow(source: str | Path | Mapping[str, Any] | FlowConfig) -> FlowConfig:
@@ -288,8 +317,8 @@ def _validate(flow: FlowConfig) -> dict[str, int]:
         if len(set(p.criterion_names)) != len(p.criteria):
             raise ConfigError("a criterion is listed twice", field=where)
         if p.on_budget_exhausted is not None:
-            if p.max_turns is None:
-                raise ConfigError("on_budget_exhausted needs max_turns", field=where)
+            if p.max_turns is None and p.max_seconds is None:
+                raise ConfigError("on_budget_exhausted needs max_turns or max_seconds", field=where)
             if p.on_budget_exhausted not in p.next:
                 raise ConfigError(
                     f"on_budget_exhausted {p.on_budget_exhausted!r} is not one of its next "

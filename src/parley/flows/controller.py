@@ -23,8 +23,9 @@ sees the new phase's tools.
 :class:`~parley.events.PhaseChanged` to the engine's events (so it reaches the
 conversation's event hooks like any other event) and counts the replies of each
 phase for the turn budget (a reply counts when it said something). A phase whose
-``max_turns`` replies are used up moves to its ``on_budget_exhausted`` phase if it
-names one, else the model is told, in its instructions, to finish the phase now.
+``max_turns`` replies (or ``max_seconds``, checked as each reply ends) are used up
+moves to its ``on_budget_exhausted`` phase if it names one, else the model is told,
+in its instructions, to finish the phase now.
 
     flow = load_flow("examples/restaurant_ordering.yaml")
     controller = FlowController(flow, base_instructions=prompt, tools=app_tools)
@@ -128,9 +129,14 @@ class FlowController:
             lines.append("This is the final phase: once it is done, the goal is reached.")
         else:
             lines.append(f"Then call transition_to with the next phase: {', '.join(phase.next)}.")
-        if tracker.budget_exhausted:
+        if tracker.turns_exhausted:
             lines.append(
                 f"The turn budget of this phase ({phase.max_turns} replies) is used up: "
+                "finish it now."
+            )
+        elif tracker.time_exhausted:
+            lines.append(
+                f"The time budget of this phase ({phase.max_seconds:g} s) is used up: "
                 "finish it now."
             )
         section = "\n".join(lines)

@@ -14,6 +14,8 @@ final phase whose requirements are all met.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +40,8 @@ class Progress:
     complete: bool
     turns_in_phase: int
     turn_budget: int | None
+    seconds_in_phase: float = 0.0
+    time_budget_s: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -53,14 +57,18 @@ class Progress:
             "complete": self.complete,
             "turns_in_phase": self.turns_in_phase,
             "turn_budget": self.turn_budget,
+            "seconds_in_phase": self.seconds_in_phase,
+            "time_budget_s": self.time_budget_s,
         }
 
 
 class ProgressTracker:
     """The mutable state of one call's flow; :class:`FlowController` drives it."""
 
-    def __init__(self, flow: FlowConfig) -> None:
+    def __init__(self, flow: FlowConfig, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.flow = flow
+        self._clock = clock
+        self.entered_at = clock()
         self.phase: Phase = flow.phase(flow.initial)
         self.visited: list[str] = [flow.initial]
         self.observations: dict[str, Any] = {}
@@ -86,6 +94,7 @@ class ProgressTracker:
         # Coming back to a phase starts it afresh: its criteria must be met again.
         self.met.pop(name, None)
         self.turns_in_phase = 0
+        self.entered_at = self._clock()
 
     def count_turn(self) -> int:
         self.turns_in_phase += 1
@@ -104,9 +113,22 @@ class ProgressTracker:
         return not self.pending_criteria() and not self.missing_observations()
 
     @property
-    def budget_exhausted(self) -> bool:
+    def seconds_in_phase(self) -> float:
+        return self._clock() - self.entered_at
+
+    @property
+    def turns_exhausted(self) -> bool:
         budget = self.phase.max_turns
         return budget is not None and self.turns_in_phase >= budget
+
+    @property
+    def time_exhausted(self) -> bool:
+        budget = self.phase.max_seconds
+        return budget is not None and self.seconds_in_phase >= budget
+
+    @property
+    def budget_exhausted(self) -> bool:
+        return self.turns_exhausted or self.time_exhausted
 
     def percent(self) -> float:
         phase = self.phase
@@ -132,4 +154,6 @@ class ProgressTracker:
             complete=complete,
             turns_in_phase=self.turns_in_phase,
             turn_budget=self.phase.max_turns,
+            seconds_in_phase=round(self.seconds_in_phase, 3),
+            time_budget_s=self.phase.max_seconds,
         )

@@ -31,7 +31,9 @@ and the response ends ``cancelled``.
 
 Function calling (protocols.md §1.6.3) is client-executed: once the client declares
 ``tools``, the engine gets a :class:`~parley.realtime_server.tools.ClientTools`
-runner. When the model calls one, the response gets a ``function_call`` item and
+runner. (Tools the engine runs itself — the app's, a guided flow's — are the
+server's business: their calls are not shown and the reply goes on.) When the model
+calls one of the client's, the response gets a ``function_call`` item and
 ends (``response.done``, completed); the engine's reply waits in ``run()`` until the
 client's ``function_call_output`` (matching ``call_id``) *and* a ``response.create``
 arrive, and the model's continuation streams as that new response. An output for a
@@ -354,6 +356,11 @@ class RealtimeSession:
             choice = rec.tool_choice
         return function_specs(tools, choice)
 
+    def _client_call(self, call: ToolCall) -> bool:
+        """Whether ``call`` is of a tool the client declared (it runs it), rather than
+        one the server's engine runs itself."""
+        return self._tools_given and any(s.name == call.name for s in self._tool_specs())
+
     def _configure_turns(self) -> None:
         td = turn_detection(self._session)
         if td is None:
@@ -643,6 +650,8 @@ class RealtimeSession:
             if rec is not None:
                 await self._emit_all(conv.writer.text(rec.out, event.text))
         elif isinstance(event, ToolCall):
+            if not self._client_call(event):
+                return  # run by the engine's own tools (the app's, a flow's): not the client's
             pending = await self._show_call(event)
             if pending is None:
                 self._orphans.add(event.call_id)

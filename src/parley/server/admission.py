@@ -29,6 +29,7 @@ from typing import Final
 
 from parley.engines.spec import EngineKind
 from parley.errors import RateLimited
+from parley.flows import FlowConfig
 from parley.security.principal import Permission, Principal
 from parley.security.tenancy import Action, Deny, Owner, authorize
 from parley.server.calls import CallRecord, CallRegistry, CallStatus
@@ -237,6 +238,8 @@ class CallAdmission:
             elif record.status is not CallStatus.ENDED:
                 self.calls.ended(record)  # made for this socket: gone with it
             raise
+        if record.max_seconds is not None:  # its own limit, never beyond the tier's
+            max_s = record.max_seconds if max_s is None else min(max_s, record.max_seconds)
         if self.cluster is not None:
             await self.cluster.register(record.id)
         await self.persistence.live(record)  # durable before the peer hears it is ready
@@ -311,6 +314,8 @@ def _record_of(stored: StoredSession) -> CallRecord:
         owner_id=r.user_id,
         metadata={str(k): str(v) for k, v in r.metadata.items()},
         created_at=r.created_at,
+        flow=FlowConfig.from_dict(cfg["flow"]) if cfg.get("flow") else None,
+        max_seconds=cfg.get("max_seconds"),
     )
     record.status = CallStatus.PENDING if r.status == "pending" else CallStatus.ENDED
     return record

@@ -2,7 +2,8 @@
 
 Made by the switchboard when a call starts, for every kind of call (phone and
 browser streams, ``/v1/realtime`` sessions). It runs the app's side of the call:
-the context layer (providers, triggers, injection), the user's event handlers, the
+the context layer (providers, triggers, injection), the user's event handlers
+(``@app.on_event`` functions, ``@app.event_handler`` classes), the
 lifecycle hooks, and the one log line per error or failover that names the call.
 Every event of the call passes :meth:`LiveCall.observe` once, in order.
 """
@@ -28,6 +29,7 @@ from parley.events import (
     ResponseStarted,
     TranscriptFinal,
 )
+from parley.flows import ConversationEventHandler, FlowController, ObservationTracker
 from parley.server.calls import CallRecord
 from parley.server.setup import CallSetup
 
@@ -59,10 +61,12 @@ class LiveCall:
         metrics: CallMetrics | None = None,
         providers: Sequence[ContextProvider] | None = None,
         after: Callable[[Event], Awaitable[None]] | None = None,
+        flow: FlowController | None = None,
     ) -> None:
         """``providers``: the call's context providers (default: the app's);
         ``after``: awaited with each event once the journal has it (the session
-        store's turn writer: a finished turn is committed before the next event)."""
+        store's turn writer: a finished turn is committed before the next event);
+        ``flow``: the call's guided flow, whose observations its handlers see."""
         self.setup = setup
         self.record = record
         self.engine = engine
@@ -71,6 +75,11 @@ class LiveCall:
         self.metrics = metrics
         self._analytics = analytics
         self._after = after
+        observations = ObservationTracker(flow) if flow is not None else None
+        #: The app's ``@app.event_handler`` classes, one instance each for this call.
+        self.handlers: list[ConversationEventHandler] = [
+            cls(record.id, observations) for cls in setup.event_handlers
+        ]
         cfg = setup.config
         self.context = TriggerRunner(
             record.id,
@@ -96,12 +105,16 @@ class LiveCall:
         await self.context.start()
         for hook in self.setup.on_start:
             await _guarded(hook(self.record.id, self.record.user_id), "on_conversation_start", self)
+        for handler in self.handlers:
+            await _guarded(handler.on_start(), "event handler", self)
 
     async def end(self) -> None:
         self._close_metrics()
         await self.context.close()
         for hook in self.setup.on_end:
             await _guarded(hook(self.record.id, self.record.user_id), "on_conversation_end", self)
+        for handler in self.handlers:
+            await _guarded(handler.on_end(), "event handler", self)
 
     def playback(self, response_id: str, played_ms: float) -> None:
         """A playback report from the peer (Twilio's mark echo, the page's report)."""
@@ -156,6 +169,8 @@ class LiveCall:
             await self.context.observe(event)
         for fn in self.setup.handlers.get(kind, ()):
             await _guarded(fn(self.record.id, event), "on_event", self)
+        for handler in self.handlers:
+            await _guarded(handler.handle_event(event), "event handler", self)
 
 
 async def _guarded(call: Awaitable[Any], what: str, live: LiveCall) -> None:

@@ -24,6 +24,7 @@ from parley.conversation.session import Conversation
 from parley.engines.seams import CallEngine
 from parley.engines.spec import EngineKind
 from parley.errors import LocalProtocolError
+from parley.flows import FlowConfig
 from parley.store.records import StoredSession
 from parley.transports.platform import PlatformStream
 
@@ -63,6 +64,8 @@ class CallRecord:
     tenant: str = "default"
     owner_id: str = "anonymous"
     metadata: dict[str, str] = field(default_factory=dict)
+    flow: FlowConfig | None = None  # its own guided flow (POST /conversations); else the app's
+    max_seconds: float | None = None  # its own limit on the call's length, under the tier's
     call_sid: str = ""
     status: CallStatus = CallStatus.PENDING
     created_at: float = field(default_factory=time.time)

@@ -27,6 +27,8 @@ class ProgressInfo(BaseModel):
     complete: bool
     turns_in_phase: int
     turn_budget: int | None
+    seconds_in_phase: float = 0.0
+    time_budget_s: float | None = None
 
 
 def flows_router(

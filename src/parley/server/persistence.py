@@ -177,6 +177,8 @@ def _config(record: Any) -> dict[str, Any]:
         "system_prompt": record.system_prompt,
         "user_id": record.user_id,
         "call_sid": record.call_sid,
+        "flow": record.flow.as_dict() if record.flow is not None else None,
+        "max_seconds": record.max_seconds,
     }
 
 

@@ -19,6 +19,7 @@ from parley.conversation.transcript import Turn
 from parley.engines.spec import EngineKind
 from parley.errors import ConfigError, RateLimited
 from parley.events import ErrorEvent
+from parley.flows.guided import MAX_PHASES, ConversationPhase, GuidedConversation
 from parley.security.principal import Principal
 from parley.security.refusals import refusal_for
 from parley.security.tenancy import Action, Deny, Owner, list_scope
@@ -84,6 +85,12 @@ def _check_size(value: Any) -> Any:
     return value
 
 
+#: The fields that make a body seed 002's conversation config (a guided flow).
+_GUIDED_FIELDS: Final = frozenset(
+    {"name", "goal", "initial_phase", "phases", "completion_criteria"}
+)
+
+
 class ConversationCreate(BaseModel):
     """A new conversation; fields left out take the server's configuration."""
 
@@ -99,19 +106,50 @@ class ConversationCreate(BaseModel):
     )
     user_id: Text | None = Field(default=None, min_length=1, max_length=200)
     metadata: dict[Text, Text] = Field(default_factory=dict)
+    # Seed 002's ConversationConfig (parley.flows.guided): this conversation's own
+    # guided flow, prompt and maximum length. Checked in full by GuidedConversation.
+    name: Text | None = Field(default=None, min_length=1, max_length=100)
+    goal: Text | None = Field(default=None, max_length=5000)
+    initial_phase: Text | None = Field(default=None, max_length=100)
+    system_instructions: Text | None = Field(default=None, max_length=20_000)
+    phases: dict[Text, ConversationPhase] | None = Field(default=None, max_length=MAX_PHASES)
+    max_duration_seconds: float | None = Field(default=None, gt=0, le=86_400)
+    completion_criteria: dict[Text, Any] | None = None
 
     _metadata = field_validator("metadata")(_check_metadata)
+
+    def guided(self) -> GuidedConversation | None:
+        """The document's conversation config, when the body is one (``ConfigError``
+        naming the field when it is incomplete)."""
+        if self.system_prompt is not None and self.system_instructions is not None:
+            raise ConfigError(
+                "give system_prompt or system_instructions, not both", field="system_instructions"
+            )
+        fields = self.model_fields_set & _GUIDED_FIELDS
+        if not fields:
+            return None
+        data = self.model_dump(
+            include={*fields, "system_instructions", "max_duration_seconds", "voice"},
+            exclude_none=True,
+        )
+        return GuidedConversation.parse(data)
 
 
 class ConversationCreated(BaseModel):
     id: str
+    session_id: str = Field(description="the same id (seed 002's name for it)")
     status: str
     websocket_url: str
     websocket_path: str
+    realtime_url: str = Field(description="the OpenAI Realtime protocol socket for it")
+    realtime_path: str
     engine: EngineKind
     brain: str
     voice: str
     url: str
+    flow: str | None = Field(default=None, description="its guided flow's name")
+    phase: str | None = Field(default=None, description="the flow's initial phase")
+    warnings: list[str] = Field(default_factory=list)
 
 
 class TurnInfo(BaseModel):
@@ -424,9 +462,15 @@ def rest_router(app: Switchboard) -> APIRouter:
             raise HTTPException(503, detail=refusal, headers={"Retry-After": "5"})
         settings, cfg = app.settings, app.setup.config
         engine, brain = body.engine or settings.engine, body.brain or settings.brain
+        voice, warnings = body.voice, []
         try:
+            guided = body.guided()
+            flow = guided.to_flow() if guided is not None else None
             if app.setup.engine_maker is None:
-                app.factory.check(engine, brain, body.voice or cfg.voice)
+                if guided is not None and voice is not None:
+                    voice, warning = _voice_or_default(app, brain, voice)
+                    warnings += warning
+                app.factory.check(engine, brain, voice or cfg.voice)
         except ConfigError as exc:
             raise _unprocessable(exc.field, str(exc)) from None
         if engine is not settings.engine and engine not in settings.allowed_engines:
@@ -443,12 +487,14 @@ def rest_router(app: Switchboard) -> APIRouter:
         await app.admission.sweep()
         record = app.new_record(
             user_id=user_id,
-            system_prompt=body.system_prompt,
-            voice=body.voice,
+            system_prompt=body.system_prompt or body.system_instructions,
+            voice=voice,
             engine=body.engine,
             brain=body.brain,
             metadata=body.metadata,
             owner=who,
+            flow=flow,
+            max_seconds=body.max_duration_seconds,
         )
         try:
             await app.admission.created(record, who)
@@ -456,17 +502,23 @@ def rest_router(app: Switchboard) -> APIRouter:
             app.calls.ended(record)
             raise Refused(refusal_for(exc)) from None
         await sec.record(who, "conversation.create", "ok", request, target=record.id)
-        path = f"/ws/audio/{record.id}"
+        path, realtime = f"/ws/audio/{record.id}", f"/realtime/{record.id}"
         response.headers["Location"] = f"/conversations/{record.id}"
         return ConversationCreated(
             id=record.id,
+            session_id=record.id,
             status=record.status.value,
             websocket_url=ws_base(request, app.settings) + path,
             websocket_path=path,
+            realtime_url=ws_base(request, app.settings) + realtime,
+            realtime_path=realtime,
             engine=record.engine,
             brain=record.brain,
             voice=record.voice,
             url=f"{http_base(request, app.settings)}/conversations/{record.id}",
+            flow=flow.name if flow is not None else None,
+            phase=flow.initial if flow is not None else None,
+            warnings=warnings,
         )
 
     @router.get("/conversations", response_model=ConversationList)
@@ -554,6 +606,20 @@ def rest_router(app: Switchboard) -> APIRouter:
         return Ended(id=conversation_id, status="ended")
 
     return router
+
+
+def _voice_or_default(app: Switchboard, brain: str, voice: str) -> tuple[str | None, list[str]]:
+    """Seed 002's ``voice`` ("alloy") asks for a voice: one the cascade (what
+    ``/realtime/{id}`` speaks with) lacks gives the server's voice and a warning, as
+    the Realtime protocol's ``session.update`` does, rather than a refused body."""
+    try:
+        app.factory.check(EngineKind.LOCAL, brain, voice)
+    except ConfigError as exc:
+        if exc.field != "voice":
+            raise
+        default = app.setup.config.voice
+        return None, [f"{exc}: this conversation speaks with {default!r}"]
+    return voice, []
 
 
 def _forbidden(reason: str) -> Deny:

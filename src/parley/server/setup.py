@@ -21,7 +21,7 @@ from parley.conversation.tools import ToolRegistry
 from parley.conversation.triggers import ContextTrigger
 from parley.engines.seams import Engine
 from parley.engines.spec import EngineRequest
-from parley.flows import FlowConfig
+from parley.flows import ConversationEventHandler, FlowConfig
 
 __all__ = ["CallSetup", "EngineMaker", "EventHandler", "LifecycleHandler"]
 
@@ -41,6 +41,8 @@ class CallSetup:
     on_start: list[LifecycleHandler] = field(default_factory=list)
     on_end: list[LifecycleHandler] = field(default_factory=list)
     handlers: dict[type, list[EventHandler]] = field(default_factory=dict)
+    #: ``@app.event_handler`` classes: one instance of each per call.
+    event_handlers: list[type[ConversationEventHandler]] = field(default_factory=list)
     context_providers: list[ContextProvider] = field(default_factory=list)
     context_triggers: list[ContextTrigger] = field(default_factory=list)
     #: A guided multi-phase conversation every call follows (None: free talk).

@@ -3,8 +3,9 @@ and ended — for every route and every host.
 
 Every WebSocket reaches it through an :class:`Endpoint` (generated from the
 platform registry, :mod:`parley.server.platforms`, plus the OpenAI-Realtime-
-compatible ``/v1/realtime``): the FastAPI app, the ``websockets`` server, Django
-Channels and Socket.IO all mount the same endpoints. A phone or browser call
+compatible ``/v1/realtime`` and ``/realtime/{id}``, :mod:`parley.server.realtime`):
+the FastAPI app, the ``websockets`` server, Django Channels and Socket.IO all mount
+the same endpoints. A phone or browser call
 runs as a :class:`~parley.conversation.Conversation` over the platform's stream;
 a ``/v1/realtime`` session runs the Realtime protocol
 (:func:`parley.realtime_server.serve_realtime`) over the same kind of engine. Both
@@ -42,9 +43,9 @@ from parley.engines.seams import CallEngine
 from parley.engines.spec import EngineKind
 from parley.errors import AuthError, ConfigError, RateLimited, RemoteProtocolError
 from parley.events import DTMFReceived, Event
-from parley.flows import FlowController, FlowRegistry
+from parley.flows import FlowConfig, FlowController, FlowRegistry
 from parley.providers.registry import ProviderRegistry
-from parley.realtime_server import RealtimeBackend, admission, serve_realtime
+from parley.realtime_server import RealtimeBackend
 from parley.security.principal import Principal
 from parley.security.refusals import refusal_for
 from parley.server.admission import CallAdmission
@@ -55,6 +56,7 @@ from parley.server.cluster import ClusterNode
 from parley.server.engines import CallEngines, CallParts
 from parley.server.persistence import ContextCaching, Persistence, Storage, resume
 from parley.server.platforms import platforms
+from parley.server.realtime import REALTIME_PATH, RealtimeDoor
 from parley.server.security import Admission, Security
 from parley.server.setup import CallSetup
 from parley.server.tokens import phone_tokens
@@ -72,10 +74,7 @@ log = logging.getLogger("parley.server")
 
 #: A peer that connects but sends no ``start`` within this time is closed (1008).
 HANDSHAKE_TIMEOUT_S = 10.0
-#: Where the OpenAI-Realtime-compatible endpoint is served.
-REALTIME_PATH = "/v1/realtime"
 _CLOSE_INTERNAL = 1011
-_DEFAULT_REALTIME_MODEL = "parley-realtime"
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +175,8 @@ class Switchboard:
             handlers=setup.metrics_handlers,
         )
         self._endpoints: tuple[Endpoint, ...] | None = None
+        #: ``/v1/realtime`` and ``/realtime/{conversation_id}``.
+        self.realtime = RealtimeDoor(self)
         if setup.engine_maker is None:
             self.factory.check(settings.engine, settings.brain, setup.config.voice)
 
@@ -266,13 +267,12 @@ class Switchboard:
 
             return Endpoint(platform.name, platform.routes, admit, serve, self.refusal)
 
-        realtime = Endpoint(
-            "realtime", (REALTIME_PATH,), self.admit_realtime, self.serve_realtime, self.refusal
-        )
+        door = self.realtime
+        realtime = Endpoint("realtime", door.routes, door.admit, door.serve, self.refusal)
         # A platform without routes (WebRTC: set up over REST) has no socket to mount.
         return (*(stream_endpoint(p) for p in self.platforms if p.routes), realtime)
 
-    def _refused(self, what: str, connection: Connection, reason: str) -> None:
+    def log_refused(self, what: str, connection: Connection, reason: str) -> None:
         log.info("refused %s socket %s%s: %s", what, connection.path, _peer(connection), reason)
 
     # -- records --------------------------------------------------------------------------
@@ -289,11 +289,14 @@ class Switchboard:
         metadata: dict[str, str] | None = None,
         record_id: str | None = None,
         owner: Principal | None = None,
+        flow: FlowConfig | None = None,
+        max_seconds: float | None = None,
     ) -> CallRecord:
         """Register a conversation with this app's defaults for what is not given
         (``record_id``: the platform's own session id, e.g. Discord's
         ``guild:channel:user``; a fresh one by default); ``owner`` is the principal it
-        belongs to (anonymous with authentication off)."""
+        belongs to (anonymous with authentication off); ``flow``, its own guided flow
+        instead of the app's; ``max_seconds``, its own limit under the tier's."""
         cfg = self.setup.config
         record = CallRecord(
             id=record_id or self.calls.new_id(),
@@ -304,6 +307,8 @@ class Switchboard:
             kind=kind,
             user_id=user_id,
             metadata=dict(metadata or {}),
+            flow=flow,
+            max_seconds=max_seconds,
         )
         if owner is not None:
             record.tenant, record.owner_id = owner.tenant, owner.user_id
@@ -313,14 +318,12 @@ class Switchboard:
 
     def flow_controller(self, session_id: str) -> FlowController | None:
         """The call's guided-flow state (made on first use, so a call's progress can be
-        read before its socket connects), or None without a flow or such a call."""
-        flow = self.setup.flow
-        if flow is None:
-            return None
+        read before its socket connects), or None without a flow or such a call. A
+        conversation created with its own flow follows it; the others, the app's."""
         controller = self.flows.get(session_id)
         if controller is None:
             record = self.calls.get(session_id)
-            if record is None:
+            if record is None or (flow := record.flow or self.setup.flow) is None:
                 return None
             tools = self.setup.tools if len(self.setup.tools) else None
             controller = self.flows.add(
@@ -409,7 +412,7 @@ class Switchboard:
         try:
             refusal = self.refusal()
             if refusal is not None:
-                self._refused(platform.name, connection, refusal)
+                self.log_refused(platform.name, connection, refusal)
                 await self.admission.forget(connection)
                 await socket.close(CLOSE_TRY_AGAIN, refusal)
                 return
@@ -423,7 +426,7 @@ class Switchboard:
             finally:
                 await self.security.release(admission)
         except (RemoteProtocolError, AuthError) as exc:
-            self._refused(platform.name, connection, str(exc))
+            self.log_refused(platform.name, connection, str(exc))
         finally:
             self.calls.connections -= 1
 
@@ -438,7 +441,7 @@ class Switchboard:
             claimed = await self.admission.claim(cid, who, resume_only=resume_only)
             if isinstance(claimed, CallRecord):
                 return claimed
-            self._refused(platform.name, connection, claimed[1])
+            self.log_refused(platform.name, connection, claimed[1])
             await stream.reject(claimed[0], claimed[1], CLOSE_POLICY)
             return None
 
@@ -455,7 +458,7 @@ class Switchboard:
             except TimeoutError:
                 caller = None
                 reason = f"no 'start' within {HANDSHAKE_TIMEOUT_S:g} s"
-                self._refused(platform.name, connection, reason)
+                self.log_refused(platform.name, connection, reason)
                 await stream.end(CLOSE_POLICY, reason)
             if caller is None:  # the peer left before starting: it may retry
                 if record is not None:
@@ -477,7 +480,7 @@ class Switchboard:
                 return
         pending = record is not None and not record.resumed_turns
         if record is None and (denied := self.admission.may_open(principal)) is not None:
-            self._refused(platform.name, connection, denied.reason)
+            self.log_refused(platform.name, connection, denied.reason)
             await stream.reject("forbidden", denied.reason, CLOSE_POLICY)
             return
         if record is None:
@@ -495,7 +498,7 @@ class Switchboard:
             max_s = await self.admission.start(record, principal, pending=pending)
         except RateLimited as exc:
             spec = refusal_for(exc)
-            self._refused(platform.name, connection, spec.reason)
+            self.log_refused(platform.name, connection, spec.reason)
             await stream.reject("rate_limited", str(exc), spec.close_code)
             return
         await stream.ready(record.id)
@@ -525,7 +528,7 @@ class Switchboard:
             await self.admission.finish(record, principal)
             await stream.end(_CLOSE_INTERNAL, f"engine unavailable: {exc}")
             return
-        live = self._live[record.id] = self._live_call(record, engine.engine, after=False)
+        live = self.open_live(record, engine.engine, after=False)
         commit = self.persistence.writer(record)
         controller = self.flow_controller(record.id)
 
@@ -563,11 +566,11 @@ class Switchboard:
             await stream.end(CLOSE_POLICY, reason)
             await engine.engine.close()
 
-        await self._run(
+        await self.run_live(
             record, stream, engine.engine, conversation.run, principal, max_seconds, stop
         )
 
-    def _live_call(
+    def open_live(
         self,
         record: CallRecord,
         engine: CallEngine,
@@ -575,7 +578,8 @@ class Switchboard:
         *,
         after: bool = True,
     ) -> LiveCall:
-        return LiveCall(
+        """The app's side of a call starting now, known as live until it ends."""
+        live = self._live[record.id] = LiveCall(
             self.setup,
             record,
             engine,
@@ -584,9 +588,11 @@ class Switchboard:
             metrics=self._meter(record),
             providers=self.caching.providers(self.setup.context_providers, record.tenant),
             after=self.persistence.writer(record) if after else None,
+            flow=self.flow_controller(record.id),
         )
+        return live
 
-    async def _run(
+    async def run_live(
         self,
         record: CallRecord,
         stream: PlatformStream | None,
@@ -651,6 +657,10 @@ class Switchboard:
 
     # -- the engine of a call -------------------------------------------------------------
 
+    def realtime_backend(self) -> RealtimeBackend:
+        """The Realtime endpoint's shared input side: the configured VAD and STT."""
+        return self.realtime.backend()
+
     def engine_for(
         self, record: CallRecord, fmt: AudioFormat, kind: EngineKind | None = None
     ) -> CallEngine:
@@ -660,91 +670,6 @@ class Switchboard:
 
     def _engine_for(self, record: CallRecord, fmt: AudioFormat, kind: EngineKind) -> CallParts:
         return self.engines.build(record, fmt, kind)
-
-    # -- /v1/realtime -----------------------------------------------------------------------
-
-    async def admit_realtime(self, connection: Connection) -> Accept | Refusal:
-        """The key (``Authorization: Bearer``, or the ``openai-insecure-api-key.``
-        subprotocol, never echoed back): the server's credentials with authentication
-        on, else ``realtime_server_api_key`` if set."""
-        key = self.settings.realtime_server_api_key
-        legacy = key.get_secret_value() if key is not None and not self.security.enabled else None
-        verdict = admission(legacy, connection)
-        if isinstance(verdict, Refusal):
-            self._refused("realtime", connection, verdict.reason)
-            return verdict
-        return await self.admission.admit("realtime", connection, verdict, deferred=False)
-
-    def realtime_backend(self) -> RealtimeBackend:
-        """The Realtime endpoint's shared input side: the configured VAD and STT."""
-        return self.engines.realtime_backend()
-
-    async def serve_realtime(self, socket: WireSocket, connection: Connection) -> None:
-        """One ``/v1/realtime`` session: a call of kind "realtime" on the app's brain,
-        tools, middleware, context and flow (the cascade in text mode: the session
-        does its own turn detection and transcription, then asks the engine)."""
-        self.calls.connections += 1
-        try:
-            refusal = self.refusal()
-            if refusal is not None:
-                self._refused("realtime", connection, refusal)
-                await socket.close(CLOSE_TRY_AGAIN, refusal)
-                return
-            admitted = await self.admission.of("realtime", connection, deferred=False)
-            if isinstance(admitted, Refusal):
-                await socket.close(admitted.close_code, admitted.reason)
-                return
-            principal = admitted.principal
-            assert principal is not None  # not deferred: known at admission
-            if (denied := self.admission.may_open(principal)) is not None:
-                self._refused("realtime", connection, denied.reason)
-                await socket.close(CLOSE_POLICY, f"forbidden: {denied.reason}")
-                return
-            user = connection.query.get("user")
-            if self.security.enabled and not principal.is_admin:
-                user = principal.user_id
-            record = self.new_record(kind="realtime", user_id=user, owner=principal)
-            record.move(CallStatus.CONNECTING)
-            try:
-                max_s = await self.admission.start(record, principal, pending=False)
-            except RateLimited as exc:
-                spec = refusal_for(exc)
-                self._refused("realtime", connection, spec.reason)
-                await socket.close(spec.close_code, spec.reason)
-                return
-            try:
-                built = self._engine_for(record, AudioFormat("pcm16", 24000, 1), EngineKind.LOCAL)
-            except ConfigError as exc:
-                log.error("call %s: cannot build the engine: %s", record.id, exc)
-                record.end_reason = "engine_unavailable"
-                self.calls.ended(record)
-                await self.admission.finish(record, principal)
-                await socket.close(_CLOSE_INTERNAL, f"engine unavailable: {exc}")
-                return
-            engine = built.engine
-            journal = Journal(serving=engine.stats().serving)
-            live = self._live[record.id] = self._live_call(record, engine, journal)
-            built.report_to(live.observe)
-            record.journal = journal
-            model = connection.query.get("model") or _DEFAULT_REALTIME_MODEL
-            backend = self.realtime_backend()
-
-            async def run() -> None:
-                await live.start()
-                try:
-                    await serve_realtime(
-                        socket, backend, engine, model=model, on_event=live.observe
-                    )
-                finally:
-                    await live.end()
-
-            async def stop(reason: str) -> None:
-                await socket.close(CLOSE_POLICY, reason)
-                await engine.close()
-
-            await self._run(record, None, engine, run, principal, max_s, stop)
-        finally:
-            self.calls.connections -= 1
 
 
 def analytics_options(settings: ParleySettings, config: ConversationConfig) -> HubOptions:

@@ -1,0 +1,58 @@
+"""Restaurant ordering (seed 002): a pickup order taken over the phone, with
+a loop back to the order when the caller changes it.
+
+The flow is ``restaurant_ordering.yaml`` next to this file (validated at load);
+``config`` is that flow as seed 002's ``ConversationConfig`` — the JSON body of ``POST
+/conversations`` — with this example's system instructions and maximum length.
+
+Run a Parley server (``parley serve``), then::
+
+    python examples/restaurant_ordering.py [http://127.0.0.1:8000]
+
+creates the conversation and prints its ``session_id``; talk to it over the Realtime
+protocol (PCM16 24 kHz) at ``/realtime/{session_id}``, e.g. ``parley talk
+ws://127.0.0.1:8000/realtime/SESSION_ID``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from parley.flows import GuidedConversation, load_flow
+
+config = GuidedConversation.from_flow(
+    load_flow(Path(__file__).with_suffix(".yaml")),
+    system_instructions=(
+        "You answer the phone at Luigi's Trattoria. Be warm and brief; one question at a time."
+    ),
+    max_duration_seconds=900,
+)
+
+
+def create(server: str = "http://127.0.0.1:8000", api_key: str | None = None) -> dict[str, Any]:
+    """``POST /conversations`` with ``config``: the server's answer (``session_id``,
+    ``realtime_url``, …). ``api_key``: the server's key, when it has authentication on."""
+    headers = {"Content-Type": "application/json"}
+    key = api_key or os.environ.get("PARLEY_API_KEY")
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    request = urllib.request.Request(
+        f"{server.rstrip('/')}/conversations",
+        data=json.dumps(config.body()).encode(),
+        headers=headers,
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        created: dict[str, Any] = json.load(answer)
+    return created
+
+
+if __name__ == "__main__":
+    made = create(*sys.argv[1:2])
+    print(f"session_id: {made['session_id']}")
+    print(f"talk to it: parley talk {made['realtime_url']}")
