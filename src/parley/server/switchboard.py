@@ -50,7 +50,7 @@ from parley.security.refusals import refusal_for
 from parley.server.admission import CallAdmission
 from parley.server.auth import TwilioTokens
 from parley.server.call import LiveCall
-from parley.server.calls import CallRecord, CallRegistry, CallStatus
+from parley.server.calls import CallOptions, CallRecord, CallRegistry, CallStatus
 from parley.server.cluster import ClusterNode
 from parley.server.engines import CallEngines, CallParts
 from parley.server.persistence import ContextCaching, Persistence, Storage, resume
@@ -247,20 +247,23 @@ class Switchboard:
             self._endpoints = self._make_endpoints()
         return self._endpoints
 
+    def endpoint(self, platform: Platform) -> Endpoint:
+        """The endpoint of one platform's sockets (any platform, registered or not:
+        seed 001's managers mount their own variants)."""
+
+        async def admit(connection: Connection) -> Accept | Refusal:
+            verdict = platform.admit(connection)
+            if isinstance(verdict, Refusal):
+                return verdict
+            return await self.admission.admit(platform.name, connection, verdict, deferred=True)
+
+        async def serve(socket: WireSocket, connection: Connection) -> None:
+            await self.serve(platform, socket, connection)
+
+        return Endpoint(platform.name, platform.routes, admit, serve, self.refusal)
+
     def _make_endpoints(self) -> tuple[Endpoint, ...]:
-
-        def stream_endpoint(platform: Platform) -> Endpoint:
-            async def admit(connection: Connection) -> Accept | Refusal:
-                verdict = platform.admit(connection)
-                if isinstance(verdict, Refusal):
-                    return verdict
-                return await self.admission.admit(platform.name, connection, verdict, deferred=True)
-
-            async def serve(socket: WireSocket, connection: Connection) -> None:
-                await self.serve(platform, socket, connection)
-
-            return Endpoint(platform.name, platform.routes, admit, serve, self.refusal)
-
+        stream_endpoint = self.endpoint
         realtime = Endpoint(
             "realtime", (REALTIME_PATH,), self.admit_realtime, self.serve_realtime, self.refusal
         )
@@ -397,9 +400,16 @@ class Switchboard:
 
     # -- phone and browser calls ----------------------------------------------------------
 
-    async def serve(self, platform: Platform, socket: WireSocket, connection: Connection) -> None:
+    async def serve(
+        self,
+        platform: Platform,
+        socket: WireSocket,
+        connection: Connection,
+        options: CallOptions | None = None,
+    ) -> None:
         """Serve one accepted socket of ``platform`` until the call ends; never raises
-        for a peer's fault (the stream closes the socket with the reason)."""
+        for a peer's fault (the stream closes the socket with the reason). ``options``:
+        the call's own id, greeting and audio queue (seed 001's managers)."""
         self.calls.connections += 1
         try:
             refusal = self.refusal()
@@ -414,7 +424,9 @@ class Switchboard:
                 return
             stream = platform.open(socket, connection)
             try:
-                await self._serve_stream(platform, stream, connection, admission)
+                await self._serve_stream(
+                    platform, stream, connection, admission, options or CallOptions()
+                )
             finally:
                 await self.security.release(admission)
         except (RemoteProtocolError, AuthError) as exc:
@@ -428,6 +440,7 @@ class Switchboard:
         stream: PlatformStream,
         connection: Connection,
         admission: Admission,
+        options: CallOptions,
     ) -> None:
         async def take(cid: str, who: Principal, resume_only: bool = False) -> CallRecord | None:
             claimed = await self.admission.claim(cid, who, resume_only=resume_only)
@@ -466,7 +479,14 @@ class Switchboard:
             if record is not None:
                 await self.admission.unclaim(record)  # a bad peer does not use it up
             raise
-        if record is None and (claim or caller.session_id):
+        if options.session_id is not None:
+            taken = self.calls.get(options.session_id)
+            if taken is not None and taken.status is not CallStatus.ENDED:
+                reason = f"session {options.session_id!r} is {taken.status.value}"
+                self._refused(platform.name, connection, reason)
+                await stream.reject("session_in_use", reason, CLOSE_POLICY)
+                return
+        elif record is None and (claim or caller.session_id):
             record = await take(claim or caller.session_id, principal, claim is None)
             if record is None:
                 return
@@ -479,9 +499,13 @@ class Switchboard:
             trusted = not self.security.enabled or principal.is_admin or caller.verified
             user = caller.user_id if trusted else None
             record = self.new_record(
-                kind=platform.name, user_id=user or _app_user(principal), owner=principal
+                kind=platform.name,
+                user_id=user or _app_user(principal),
+                owner=principal,
+                record_id=options.session_id,
             )
             record.move(CallStatus.CONNECTING)
+        record.greeting, record.audio_queue = options.greeting, options.audio_queue
         record.kind = caller.platform or platform.name
         record.user_id = record.user_id or caller.user_id
         record.call_sid = caller.call_sid
@@ -533,6 +557,8 @@ class Switchboard:
 
         async def on_start(_conv: Conversation) -> None:
             await live.start()
+            if record.greeting:
+                await engine.engine.greet(record.greeting)
 
         async def on_end(_conv: Conversation) -> None:
             await live.end()
