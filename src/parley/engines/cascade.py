@@ -72,11 +72,11 @@ _ids = itertools.count(1)
 DEFAULT_APOLOGY = "Sorry, something went wrong on my side. Could you say that again?"
 
 
-@dataclass(frozen=True, slots=True)
 #: Caller audio chunks a cascade holds before dropping newer ones (≈ 4 s of 20 ms).
 DEFAULT_INPUT_QUEUE = 200
 
 
+@dataclass(frozen=True, slots=True)
 class CascadeConfig:
     """Settings of one cascade engine (one call)."""
 
