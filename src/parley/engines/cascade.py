@@ -90,7 +90,7 @@ class CascadeConfig:
     first_clause_chars: int = 8
     max_tool_rounds: int = 4  # LLM → tools → LLM rounds before giving up on text
     max_history: int = 200  # messages kept (oldest dropped first)
-    input_queue_chunks: int = DEFAULT_INPUT_QUEUE  # ≈ 4 s of 20 ms chunks; beyond that audio is dropped
+    input_queue_chunks: int = DEFAULT_INPUT_QUEUE  # beyond that, caller audio is dropped
     event_queue_size: int = 256
     clause_queue_size: int = 16
     # Spoken when a provider or a text hook fails in a turn; "" says nothing (the
