@@ -6,7 +6,7 @@
 
 Thin layers over the switchboard (:mod:`parley.managers.base`); a custom platform
 subclasses :class:`BaseAudioConnectionManager` and :class:`AudioHandler`. ``run(app)``
-serves the user's app on ``$HOST:$PORT``. /work/notes/seeds-001.md maps every name.
+serves the user's app on ``$HOST:$PORT``. docs/seeds.md (§001) maps every name.
 """
 
 from __future__ import annotations
