@@ -39,12 +39,12 @@ import itertools
 import json
 import time
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from parley.audio.format import AudioFormat
-from parley.bargein import BargeInConfig
-from parley.endpointing import EndpointConfig, PhasePolicy
+from parley.endpointing import PhasePolicy
+from parley.engines.cascade_config import DEFAULT_APOLOGY, CascadeConfig
 from parley.engines.outbox import EventOutbox
 from parley.engines.reply import ReplyRecord, Segment, Stage, failure_event
 from parley.engines.seams import CallEngine, EngineStats, ToolRunner
@@ -76,42 +76,16 @@ from parley.events import (
 from parley.providers.seams import LLM, STT, TTS, VAD, Message, ToolSpec, Transcript
 from parley.providers.sentences import SentenceSplitter
 from parley.tasks import cancel_and_wait
-from parley.turns import TurnConfig
 
 __all__ = ["DEFAULT_APOLOGY", "CascadeConfig", "CascadeEngine"]
 
 _ids = itertools.count(1)
 
-DEFAULT_APOLOGY = "Sorry, something went wrong on my side. Could you say that again?"
-
-
-@dataclass(frozen=True, slots=True)
-class CascadeConfig:
-    """Settings of one cascade engine (one call)."""
-
-    instructions: str = ""
-    turn: TurnConfig = field(default_factory=TurnConfig)
-    speculative_stt: bool = True  # transcribe at the first short silence
-    # What the speculative transcript does to the end-of-turn wait (needs speculative_stt).
-    endpointing: EndpointConfig = field(default_factory=EndpointConfig)
-    # Backchannel-aware barge-in (parley.bargein); None stops a reply at any speech.
-    barge_in: BargeInConfig | None = None
-    # The first clause may be this short ("You said:"), so audio starts after a few
-    # words; later clauses are whole sentences (see parley.providers.sentences).
-    first_clause_chars: int = 8
-    max_tool_rounds: int = 4  # LLM → tools → LLM rounds before giving up on text
-    max_history: int = 200  # messages kept (oldest dropped first)
-    input_queue_chunks: int = 200  # ≈ 4 s of 20 ms chunks; beyond that audio is dropped
-    event_queue_size: int = 256
-    clause_queue_size: int = 16
-    # Spoken when a provider or a text hook fails in a turn; "" says nothing (the
-    # ErrorEvent and the failed ResponseDone still come).
-    apology_text: str = DEFAULT_APOLOGY
-
 
 @dataclass(slots=True)
 class _Text:
     text: str
+    greeting: bool = False  # the assistant's to say (greet), not the user's
 
 
 class _Close:
@@ -228,6 +202,10 @@ class CascadeEngine:
         if not self._closed:
             await self._in_q.put(_Text(text))
 
+    async def greet(self, text: str) -> None:
+        if not self._closed and text.strip():
+            await self._in_q.put(_Text(text, greeting=True))
+
     async def report_playback(self, response_id: str, played_ms: float) -> None:
         rec = self._responses.get(response_id)
         if rec is not None and (rec.played_ms is None or played_ms > rec.played_ms):
@@ -299,7 +277,7 @@ class CascadeEngine:
             if isinstance(item, _Close):
                 return
             if isinstance(item, _Text):
-                await self._on_text(item.text)
+                await self._on_text(item)
                 continue
             if isinstance(item, _Wake):
                 await self._on_speech(self._speech.poll())
@@ -320,7 +298,7 @@ class CascadeEngine:
             if isinstance(follow, _Close):
                 return
             if isinstance(follow, _Text):
-                await self._on_text(follow.text)
+                await self._on_text(follow)
 
     async def _on_speech(self, outputs: list[SpeechOutput]) -> None:
         for out in outputs:
@@ -342,11 +320,13 @@ class CascadeEngine:
         if not self._in_q.full():
             self._in_q.put_nowait(_WAKE)
 
-    async def _on_text(self, text: str) -> None:
+    async def _on_text(self, item: _Text) -> None:
         await self._barge_in()
         fut: asyncio.Future[Transcription] = asyncio.get_running_loop().create_future()
-        fut.set_result(Transcription(Transcript(text=text), 0.0))
-        self._start_response(None, fut, speculative=False)
+        fut.set_result(Transcription(Transcript(text=item.text), 0.0))
+        self._start_response(
+            None, fut, speculative=False, script=item.text if item.greeting else None
+        )
 
     # -- barge-in and cancel -----------------------------------------------------------
 
@@ -399,7 +379,9 @@ class CascadeEngine:
         stt: asyncio.Future[Transcription],
         *,
         speculative: bool,
+        script: str | None = None,
     ) -> ReplyRecord:
+        """``script``: the text to say (a greeting) instead of answering ``stt``."""
         assert self._tg is not None
         self._turns += 1
         rec = ReplyRecord(
@@ -414,8 +396,16 @@ class CascadeEngine:
             del self._responses[old]
         self._responses[rec.id] = rec
         self._response = rec
-        rec.task = self._tg.create_task(self._respond(rec, stt))
+        work = self._respond(rec, stt) if script is None else self._recite(rec, script)
+        rec.task = self._tg.create_task(work)
         return rec
+
+    async def _recite(self, rec: ReplyRecord, text: str) -> None:
+        """A greeting: ``text`` is the reply (no STT, no LLM; response middleware runs)."""
+        rec.started = True
+        await self._emit(ResponseStarted(rec.id))
+        await self._generate(rec, script=text)
+        await self._complete(rec)
 
     async def _respond(self, rec: ReplyRecord, stt: asyncio.Future[Transcription]) -> None:
         heard = await stt
@@ -445,6 +435,9 @@ class CascadeEngine:
         rec.started = True
         await self._emit(ResponseStarted(rec.id))
         await self._generate(rec)
+        await self._complete(rec)
+
+    async def _complete(self, rec: ReplyRecord) -> None:
         if not rec.failures and not rec.spoken.strip():
             rec.failures.append(
                 ErrorEvent("empty_reply", "LLM failed: the reply had no text", fatal=False)
@@ -498,23 +491,37 @@ class CascadeEngine:
         await self._emit(ResponseDone(rec.id, "failed", rec.spoken))
         await self._send_metrics(rec)
 
-    async def _generate(self, rec: ReplyRecord) -> None:
+    async def _generate(self, rec: ReplyRecord, script: str | None = None) -> None:
         clauses: asyncio.Queue[Segment | None] = asyncio.Queue(self.config.clause_queue_size)
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._speak(rec, clauses))
-                await self._think(rec, clauses)
+                if script is None:
+                    await self._think(rec, clauses)
+                else:
+                    await self._script(rec, clauses, script)
         except* ParleyError:
             pass  # recorded in rec.failures where it was raised
 
-    async def _think(self, rec: ReplyRecord, clauses: asyncio.Queue[Segment | None]) -> None:
+    def _splitter(self) -> SentenceSplitter | HeldSplitter:
         first = self.config.first_clause_chars
         # With response middleware, pieces never end inside a number (text_hooks).
-        splitter = (
-            SentenceSplitter(first_clause_chars=first)
-            if self._response_hook is None
-            else HeldSplitter(first_clause_chars=first)
-        )
+        if self._response_hook is None:
+            return SentenceSplitter(first_clause_chars=first)
+        return HeldSplitter(first_clause_chars=first)
+
+    async def _script(
+        self, rec: ReplyRecord, clauses: asyncio.Queue[Segment | None], text: str
+    ) -> None:
+        splitter = self._splitter()
+        if self._response_hook is None:  # else _say shows the transformed text
+            await self._emit(TextDelta(rec.id, text))
+        for clause in [*splitter.push(text), *splitter.flush()]:
+            await self._say(rec, clauses, clause)
+        await clauses.put(None)
+
+    async def _think(self, rec: ReplyRecord, clauses: asyncio.Queue[Segment | None]) -> None:
+        splitter = self._splitter()
         tools = self._tools
         for round_index in range(self.config.max_tool_rounds + 1):
             messages = await self._messages()

@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass
 
 from parley.engines.cascade import CascadeConfig, CascadeEngine
+from parley.engines.cascade_config import DEFAULT_INPUT_QUEUE
 from parley.engines.loopback import LoopbackEngine
 from parley.engines.seams import CallEngine
 from parley.engines.spec import EngineKind, EngineRequest, EngineSpec
@@ -124,7 +125,11 @@ class EngineFactory:
             p.stt(s.stt),
             p.brain(request.brain),
             p.tts(s.tts, request.voice),
-            CascadeConfig(instructions=request.instructions, apology_text=s.apology),
+            CascadeConfig(
+                instructions=request.instructions,
+                apology_text=s.apology,
+                input_queue_chunks=request.audio_queue or DEFAULT_INPUT_QUEUE,
+            ),
             tools=tools,
             apology_tts=apology_tts,
         )
@@ -134,7 +139,11 @@ class EngineFactory:
         the transport's input: µ-law from a phone passes straight through to Realtime)."""
         self.check(request.engine, request.brain, request.voice)
         if request.engine is EngineKind.LOOPBACK:
-            return LoopbackEngine(request.sample_rate, encoding=request.line_encoding)
+            return LoopbackEngine(
+                request.sample_rate,
+                encoding=request.line_encoding,
+                queue_chunks=request.audio_queue or 100,
+            )
         if request.engine is EngineKind.LOCAL:
             return self.cascade(request)
         from parley.engines.failover import FailoverEngine

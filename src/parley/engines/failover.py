@@ -170,6 +170,9 @@ class FailoverEngine:
     async def cancel_response(self, response_id: str) -> None:
         await self._active.cancel_response(response_id)
 
+    async def greet(self, text: str) -> None:
+        await self._active.greet(text)
+
     async def events(self) -> AsyncIterator[Event]:
         async for event in self._out:
             yield event

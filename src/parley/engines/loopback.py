@@ -122,6 +122,9 @@ class LoopbackEngine:
     def seed_history(self, messages: Sequence[Message]) -> None:
         return  # an echo has no conversation to continue
 
+    async def greet(self, text: str) -> None:
+        return  # an echo has no voice of its own
+
     async def cancel_response(self, response_id: str) -> None:
         """Drop the echo not yet taken by the transport."""
         if response_id != self._response_id:

@@ -71,6 +71,7 @@ from parley.protocols.openai_realtime import (
     InputTranscription,
     RealtimeAudioFormat,
     ResponseCreate,
+    ResponseParams,
     ServerEvent,
     Session,
     SessionUpdate,
@@ -343,6 +344,19 @@ class RealtimeEngine:
         """Manual turns (``turn_detection=None``): the caller has finished speaking."""
         await self._send(InputAudioBufferCommit())
         await self._send(ResponseCreate())
+
+    async def greet(self, text: str) -> None:
+        """The model is told to say ``text`` once the session is open (it speaks in its
+        own voice and may word it slightly its own way)."""
+        if self._closed or not text.strip():
+            return
+
+        async def when_open() -> None:
+            await self.opened.wait()
+            say = f"Greet the caller by saying exactly this, and nothing else: {text}"
+            await self._send(ResponseCreate(response=ResponseParams(instructions=say)))
+
+        self._spawn(when_open())
 
     async def close(self) -> None:
         if self._closed:

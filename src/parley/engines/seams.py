@@ -14,7 +14,8 @@ that the real engines implement — never probed with ``getattr``:
   fallback of a failover carries the earlier turns);
 - :class:`Cancellable` — stop one reply at once (``response.cancel`` on the local
   Realtime server, barge-in);
-- :class:`MiddlewareHost` — apply request/response text hooks.
+- :class:`MiddlewareHost` — apply request/response text hooks;
+- :class:`Greeter` — say a given text as the assistant's turn (a greeting).
 
 :class:`CallEngine` is all of them: what the switchboard builds and runs for a
 call. A consumer that needs a capability says so in its parameter's type, so
@@ -39,6 +40,7 @@ __all__ = [
     "Cancellable",
     "Engine",
     "EngineStats",
+    "Greeter",
     "HistorySeedable",
     "MiddlewareHost",
     "ToolRunner",
@@ -139,7 +141,17 @@ class Cancellable(Protocol):
 
 
 @runtime_checkable
-class CallEngine(Engine, HistorySeedable, Cancellable, MiddlewareHost, Protocol):
+class Greeter(Protocol):
+    """An engine that can say a given text as the assistant's turn."""
+
+    async def greet(self, text: str) -> None:
+        """Say ``text`` now as a reply of its own (``ResponseStarted``, its text and
+        audio, ``ResponseDone``), kept in the history as the assistant's turn; an
+        engine without a voice of its own says nothing."""
+
+
+@runtime_checkable
+class CallEngine(Engine, HistorySeedable, Cancellable, MiddlewareHost, Greeter, Protocol):
     """Every capability: what the switchboard builds, wraps and runs for a call."""
 
 
@@ -157,6 +169,7 @@ _MEMBERS = (
     "seed_history",
     "cancel_response",
     "set_text_hooks",
+    "greet",
 )
 
 

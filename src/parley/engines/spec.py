@@ -60,3 +60,6 @@ class EngineRequest:
     tools: ToolRunner | None
     sample_rate: int  # the transport's input rate (8000 for Twilio)
     line_encoding: str = "pcm16"  # the transport's input encoding ("ulaw" for Twilio)
+    #: Caller audio chunks the engine may hold before it drops them (None: its own
+    #: default; seed 001's ``*_AUDIO_QUEUE_SIZE``).
+    audio_queue: int | None = None

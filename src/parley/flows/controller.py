@@ -437,6 +437,9 @@ class FlowEngine:
     async def cancel_response(self, response_id: str) -> None:
         await self.inner.cancel_response(response_id)
 
+    async def greet(self, text: str) -> None:
+        await self.inner.greet(text)
+
     def set_text_hooks(
         self, *, request: TextHook | None = None, response: TextHook | None = None
     ) -> None:

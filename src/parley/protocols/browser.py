@@ -8,7 +8,11 @@ frames carry control, tagged by ``"type"``. The rule for a transport is: a
 ``BrowserSession`` is the server side: ``receive()`` turns each client frame
 into one typed message (``AudioFrame`` for binary) and enforces the order
 (``start`` first, nothing after ``stop``); the builders return the frames to
-send. Bad input raises ``RemoteProtocolError`` with a ``code``. For Python
+send. Two variants, for the legacy clients of seed 001's minimal page:
+``start_optional`` (a first frame other than ``start`` starts the session in the
+default format) and ``json_audio`` (audio may also come as the text frame
+``{"type": "audio", "data": <base64 PCM16>}``, and ``audio_json()`` builds the same
+frame for the client). Bad input raises ``RemoteProtocolError`` with a ``code``. For Python
 clients and tests, ``encode_client_message()`` and ``parse_server_frame()`` are
 the other side.
 """
@@ -32,6 +36,7 @@ __all__ = [
     "PROTOCOL_VERSION",
     "SUPPORTED_SAMPLE_RATES",
     "AudioFrame",
+    "AudioMessage",
     "BrowserSession",
     "ClearMessage",
     "ClientEvent",
@@ -112,6 +117,13 @@ class StopMessage(msgspec.Struct, tag_field="type", tag="stop", frozen=True):
 
 class PingMessage(msgspec.Struct, tag_field="type", tag="ping", frozen=True):
     id: _PingId = None
+
+
+class AudioMessage(msgspec.Struct, tag_field="type", tag="audio", frozen=True):
+    """Audio as a JSON text frame (the ``json_audio`` variant, both ways): ``data`` is
+    base64 of PCM16 LE mono at the session's sample rate."""
+
+    data: bytes
 
 
 class AudioFrame(msgspec.Struct, frozen=True, gc=False):
@@ -241,6 +253,12 @@ _SERVER_TYPES: Final = frozenset(
     }
 )
 _CLIENT_DECODER: Final[msgspec.json.Decoder[ClientMessage]] = msgspec.json.Decoder(ClientMessage)
+_JSON_AUDIO_TYPES: Final = _CLIENT_TYPES | {"audio"}
+_JSON_AUDIO_DECODER: Final[msgspec.json.Decoder[ClientMessage | AudioMessage]] = (
+    msgspec.json.Decoder(ClientMessage | AudioMessage)
+)
+#: A JSON audio frame carries base64 (4/3 of the PCM) plus a few bytes of JSON.
+_MAX_JSON_AUDIO_CHARS: Final = MAX_AUDIO_FRAME_BYTES * 4 // 3 + 64
 _SERVER_DECODER: Final[msgspec.json.Decoder[ServerMessage]] = msgspec.json.Decoder(ServerMessage)
 _ENCODER: Final = msgspec.json.Encoder()
 _JSON_ERRORS: Final = (msgspec.DecodeError, UnicodeError, RecursionError)
@@ -300,9 +318,12 @@ class BrowserSession:
     """
 
     __slots__ = (
+        "_implied",
+        "_json_audio",
         "_max_audio",
         "_max_text",
         "_sample_rates",
+        "_start_optional",
         "format",
         "ready_sent",
         "session_id",
@@ -316,10 +337,20 @@ class BrowserSession:
         sample_rates: tuple[int, ...] = SUPPORTED_SAMPLE_RATES,
         max_text_frame_bytes: int = MAX_TEXT_FRAME_BYTES,
         max_audio_frame_bytes: int = MAX_AUDIO_FRAME_BYTES,
+        start_optional: bool = False,
+        json_audio: bool = False,
+        implied_rate: int = DEFAULT_SAMPLE_RATE,
     ) -> None:
+        """``start_optional``/``json_audio``: the legacy variants (module docstring);
+        ``implied_rate``: the sample rate of a session started without ``start``."""
         self._sample_rates = sample_rates
-        self._max_text = max_text_frame_bytes
+        self._max_text = (
+            max(max_text_frame_bytes, _MAX_JSON_AUDIO_CHARS) if json_audio else max_text_frame_bytes
+        )
         self._max_audio = max_audio_frame_bytes
+        self._start_optional = start_optional
+        self._json_audio = json_audio
+        self._implied = StartMessage(format=PCMFormat(sample_rate=implied_rate))
         self.state = SessionState.AWAITING_START
         #: The client's ``start`` once received.
         self.start: StartMessage | None = None
@@ -334,13 +365,21 @@ class BrowserSession:
     def receive(self, frame: str | bytes) -> ClientEvent:
         """Parse one client frame; raise ``RemoteProtocolError`` if it is bad."""
         if isinstance(frame, bytes):
-            check_frame_size(frame, self._max_audio, "audio frame")
-            if self.state is not SessionState.STARTED:
-                self._reject("audio")
-            _check_pcm16(frame, RemoteProtocolError)
-            return AudioFrame(frame)
+            return self._audio(frame)
         check_frame_size(frame, self._max_text, "text frame")
-        msg = _decode_json_frame(frame, _CLIENT_DECODER, _CLIENT_TYPES)
+        msg: ClientMessage | AudioMessage = (
+            _decode_json_frame(frame, _JSON_AUDIO_DECODER, _JSON_AUDIO_TYPES)
+            if self._json_audio
+            else _decode_json_frame(frame, _CLIENT_DECODER, _CLIENT_TYPES)
+        )
+        if isinstance(msg, AudioMessage):
+            return self._audio(msg.data)
+        if (
+            self._start_optional
+            and self.state is SessionState.AWAITING_START
+            and isinstance(msg, PlaybackMessage | UserTextMessage)
+        ):
+            self._on_start(self._implied)
         if isinstance(msg, PingMessage):
             if self.state is SessionState.STOPPED:
                 self._reject("ping")
@@ -355,6 +394,15 @@ class BrowserSession:
         if self.state is not SessionState.STARTED:  # playback, text
             self._reject(str(msg.__struct_config__.tag))
         return msg
+
+    def _audio(self, pcm: bytes) -> AudioFrame:
+        check_frame_size(pcm, self._max_audio, "audio frame")
+        if self._start_optional and self.state is SessionState.AWAITING_START:
+            self._on_start(self._implied)
+        if self.state is not SessionState.STARTED:
+            self._reject("audio")
+        _check_pcm16(pcm, RemoteProtocolError)
+        return AudioFrame(pcm)
 
     def _on_start(self, msg: StartMessage) -> StartMessage:
         if self.state is SessionState.STARTED:
@@ -418,6 +466,11 @@ class BrowserSession:
                 code="frame_too_large",
             )
         return pcm
+
+    def audio_json(self, pcm: bytes) -> str:
+        """Reply audio as the ``json_audio`` variant's text frame."""
+        self.audio(pcm)  # the same checks as a binary frame
+        return _ENCODER.encode(AudioMessage(data=pcm)).decode()
 
     def transcript(self, role: str, text: str, *, final: bool, item_id: str = "") -> str:
         return self._send(TranscriptMessage(role=role, text=text, final=final, item_id=item_id))

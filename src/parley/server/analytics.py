@@ -19,11 +19,12 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query, Response
 
-from parley.analytics.hub import AnalyticsHub
+from parley.analytics.hub import AnalyticsHub, HubOptions
 from parley.analytics.views import metrics_json
+from parley.config import ConversationConfig, ParleySettings
 from parley.metrics.records import GroupBy
 
-__all__ = ["analytics_router", "metrics_router"]
+__all__ = ["analytics_options", "analytics_router", "metrics_router"]
 
 
 def analytics_router(hub: AnalyticsHub) -> APIRouter:
@@ -91,3 +92,16 @@ def metrics_router(hub: AnalyticsHub) -> APIRouter:
         return Response(body, media_type=content_type)
 
     return router
+
+
+def analytics_options(settings: ParleySettings, config: ConversationConfig) -> HubOptions:
+    """The analytics hub's options from the settings and the app's config."""
+    return HubOptions(
+        metrics=settings.metrics,
+        enable_analytics=config.enable_analytics,
+        track_costs=config.track_costs,
+        track_engagement=config.track_engagement,
+        history_path=settings.analytics_db,
+        retention_days=settings.analytics_retention_days,
+        otlp_endpoint=settings.otlp_endpoint,
+    )

@@ -28,7 +28,7 @@ from parley.flows import FlowConfig
 from parley.store.records import StoredSession
 from parley.transports.platform import PlatformStream
 
-__all__ = ["CALL_TRANSITIONS", "CallRecord", "CallRegistry", "CallStatus"]
+__all__ = ["CALL_TRANSITIONS", "CallOptions", "CallRecord", "CallRegistry", "CallStatus"]
 
 
 class CallStatus(StrEnum):
@@ -46,6 +46,17 @@ CALL_TRANSITIONS: Final[dict[CallStatus, frozenset[CallStatus]]] = {
     _C.LIVE: frozenset({_C.ENDED}),
     _C.ENDED: frozenset(),
 }
+
+
+@dataclass(frozen=True, slots=True)
+class CallOptions:
+    """What an embedding layer (seed 001's connection managers) asks of one socket's
+    call: its id (the platform's own session id), what the assistant says first, and
+    how many caller audio chunks its engine may hold (None: the engine's default)."""
+
+    session_id: str | None = None
+    greeting: str = ""
+    audio_queue: int | None = None
 
 
 @dataclass(slots=True)
@@ -79,6 +90,8 @@ class CallRecord:
     end_reason: str = ""  # why it ended, as the session store keeps it
     resumed_turns: int = 0  # turns carried over from the stored session it resumes
     resume_from: StoredSession | None = None  # that session, until the call starts
+    greeting: str = ""  # said by the assistant when the call starts ("": it listens)
+    audio_queue: int | None = None  # the engine's caller-audio queue (None: its default)
     finished: asyncio.Event = field(default_factory=asyncio.Event)
 
     def move(self, target: CallStatus) -> None:

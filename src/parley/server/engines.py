@@ -72,6 +72,7 @@ class CallEngines:
             tools,
             fmt.sample_rate,
             fmt.encoding,
+            record.audio_queue,
         )
         engine: CallEngine
         if setup.engine_maker is not None:

@@ -209,6 +209,16 @@ class Security:
             msgs.append(
                 (logging.INFO, "Twilio requests are authenticated (signature + one-time token)")
             )
+        open_phones = [p for p in ("telnyx", "vonage", "plivo") if p not in self.phones]
+        if open_phones:
+            msgs.append(
+                (
+                    logging.WARNING,
+                    f"{', '.join(open_phones)} streams and webhooks are NOT authenticated: set "
+                    "PARLEY_TELNYX_API_KEY + PARLEY_TELNYX_PUBLIC_KEY, "
+                    "PARLEY_VONAGE_SIGNATURE_SECRET, PARLEY_PLIVO_AUTH_TOKEN",
+                )
+            )
         if not realtime_key and not self.enabled:
             msgs.append(
                 (

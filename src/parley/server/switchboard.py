@@ -30,10 +30,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from parley.analytics.hub import AnalyticsHub, CallMetrics, HubOptions, view_fields
+from parley.analytics.hub import AnalyticsHub, CallMetrics, view_fields
 from parley.analytics.plans import cost_plan
 from parley.audio.format import AudioFormat
-from parley.config import ConversationConfig, ParleySettings, engine_spec, provider_options
+from parley.config import ParleySettings, engine_spec, provider_options
 from parley.conversation.context import ContextManager, InjectResult
 from parley.conversation.journal import Journal
 from parley.conversation.session import Conversation
@@ -49,9 +49,10 @@ from parley.realtime_server import RealtimeBackend
 from parley.security.principal import Principal
 from parley.security.refusals import refusal_for
 from parley.server.admission import CallAdmission
+from parley.server.analytics import analytics_options
 from parley.server.auth import TwilioTokens
 from parley.server.call import LiveCall
-from parley.server.calls import CallRecord, CallRegistry, CallStatus
+from parley.server.calls import CallOptions, CallRecord, CallRegistry, CallStatus
 from parley.server.cluster import ClusterNode
 from parley.server.engines import CallEngines, CallParts
 from parley.server.persistence import ContextCaching, Persistence, Storage, resume
@@ -68,7 +69,7 @@ from parley.transports.socket import (
     WireSocket,
 )
 
-__all__ = ["HANDSHAKE_TIMEOUT_S", "REALTIME_PATH", "Endpoint", "Switchboard", "analytics_options"]
+__all__ = ["HANDSHAKE_TIMEOUT_S", "REALTIME_PATH", "Endpoint", "Switchboard"]
 
 log = logging.getLogger("parley.server")
 
@@ -198,16 +199,6 @@ class Switchboard:
             realtime_key=self.settings.realtime_server_api_key is not None,
         )
         msgs.append((logging.INFO, self.storage.describe(self.node_id if self.cluster else "")))
-        open_phones = [p for p in ("telnyx", "vonage", "plivo") if p not in self.stream_tokens]
-        if open_phones:
-            msgs.append(
-                (
-                    logging.WARNING,
-                    f"{', '.join(open_phones)} streams and webhooks are NOT authenticated: set "
-                    "PARLEY_TELNYX_API_KEY + PARLEY_TELNYX_PUBLIC_KEY, "
-                    "PARLEY_VONAGE_SIGNATURE_SECRET, PARLEY_PLIVO_AUTH_TOKEN",
-                )
-            )
         return msgs
 
     async def warmup(self) -> None:
@@ -253,22 +244,25 @@ class Switchboard:
             self._endpoints = self._make_endpoints()
         return self._endpoints
 
+    def endpoint(self, platform: Platform) -> Endpoint:
+        """The endpoint of one platform's sockets (any platform, registered or not:
+        seed 001's managers mount their own variants)."""
+
+        async def admit(connection: Connection) -> Accept | Refusal:
+            verdict = platform.admit(connection)
+            if isinstance(verdict, Refusal):
+                return verdict
+            return await self.admission.admit(platform.name, connection, verdict, deferred=True)
+
+        async def serve(socket: WireSocket, connection: Connection) -> None:
+            await self.serve(platform, socket, connection)
+
+        return Endpoint(platform.name, platform.routes, admit, serve, self.refusal)
+
     def _make_endpoints(self) -> tuple[Endpoint, ...]:
-
-        def stream_endpoint(platform: Platform) -> Endpoint:
-            async def admit(connection: Connection) -> Accept | Refusal:
-                verdict = platform.admit(connection)
-                if isinstance(verdict, Refusal):
-                    return verdict
-                return await self.admission.admit(platform.name, connection, verdict, deferred=True)
-
-            async def serve(socket: WireSocket, connection: Connection) -> None:
-                await self.serve(platform, socket, connection)
-
-            return Endpoint(platform.name, platform.routes, admit, serve, self.refusal)
-
         door = self.realtime
         realtime = Endpoint("realtime", door.routes, door.admit, door.serve, self.refusal)
+        stream_endpoint = self.endpoint
         # A platform without routes (WebRTC: set up over REST) has no socket to mount.
         return (*(stream_endpoint(p) for p in self.platforms if p.routes), realtime)
 
@@ -405,9 +399,16 @@ class Switchboard:
 
     # -- phone and browser calls ----------------------------------------------------------
 
-    async def serve(self, platform: Platform, socket: WireSocket, connection: Connection) -> None:
+    async def serve(
+        self,
+        platform: Platform,
+        socket: WireSocket,
+        connection: Connection,
+        options: CallOptions | None = None,
+    ) -> None:
         """Serve one accepted socket of ``platform`` until the call ends; never raises
-        for a peer's fault (the stream closes the socket with the reason)."""
+        for a peer's fault (the stream closes the socket with the reason). ``options``:
+        the call's own id, greeting and audio queue (seed 001's managers)."""
         self.calls.connections += 1
         try:
             refusal = self.refusal()
@@ -422,7 +423,9 @@ class Switchboard:
                 return
             stream = platform.open(socket, connection)
             try:
-                await self._serve_stream(platform, stream, connection, admission)
+                await self._serve_stream(
+                    platform, stream, connection, admission, options or CallOptions()
+                )
             finally:
                 await self.security.release(admission)
         except (RemoteProtocolError, AuthError) as exc:
@@ -436,6 +439,7 @@ class Switchboard:
         stream: PlatformStream,
         connection: Connection,
         admission: Admission,
+        options: CallOptions,
     ) -> None:
         async def take(cid: str, who: Principal, resume_only: bool = False) -> CallRecord | None:
             claimed = await self.admission.claim(cid, who, resume_only=resume_only)
@@ -474,7 +478,14 @@ class Switchboard:
             if record is not None:
                 await self.admission.unclaim(record)  # a bad peer does not use it up
             raise
-        if record is None and (claim or caller.session_id):
+        if options.session_id is not None:
+            taken = self.calls.get(options.session_id)
+            if taken is not None and taken.status is not CallStatus.ENDED:
+                reason = f"session {options.session_id!r} is {taken.status.value}"
+                self.log_refused(platform.name, connection, reason)
+                await stream.reject("session_in_use", reason, CLOSE_POLICY)
+                return
+        elif record is None and (claim or caller.session_id):
             record = await take(claim or caller.session_id, principal, claim is None)
             if record is None:
                 return
@@ -487,9 +498,13 @@ class Switchboard:
             trusted = not self.security.enabled or principal.is_admin or caller.verified
             user = caller.user_id if trusted else None
             record = self.new_record(
-                kind=platform.name, user_id=user or _app_user(principal), owner=principal
+                kind=platform.name,
+                user_id=user or _app_user(principal),
+                owner=principal,
+                record_id=options.session_id,
             )
             record.move(CallStatus.CONNECTING)
+        record.greeting, record.audio_queue = options.greeting, options.audio_queue
         record.kind = caller.platform or platform.name
         record.user_id = record.user_id or caller.user_id
         record.call_sid = caller.call_sid
@@ -541,6 +556,8 @@ class Switchboard:
 
         async def on_start(_conv: Conversation) -> None:
             await live.start()
+            if record.greeting:
+                await engine.engine.greet(record.greeting)
 
         async def on_end(_conv: Conversation) -> None:
             await live.end()
@@ -670,19 +687,6 @@ class Switchboard:
 
     def _engine_for(self, record: CallRecord, fmt: AudioFormat, kind: EngineKind) -> CallParts:
         return self.engines.build(record, fmt, kind)
-
-
-def analytics_options(settings: ParleySettings, config: ConversationConfig) -> HubOptions:
-    """The analytics hub's options from the settings and the app's config."""
-    return HubOptions(
-        metrics=settings.metrics,
-        enable_analytics=config.enable_analytics,
-        track_costs=config.track_costs,
-        track_engagement=config.track_engagement,
-        history_path=settings.analytics_db,
-        retention_days=settings.analytics_retention_days,
-        otlp_endpoint=settings.otlp_endpoint,
-    )
 
 
 def _app_user(principal: Principal) -> str | None:

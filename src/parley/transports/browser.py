@@ -6,7 +6,9 @@ frames over a :class:`~parley.transports.socket.WireSocket` and turns the
 conversation's events into the page's control messages (``transcript``,
 ``response_*``, ``interrupted``, ``metrics``, ``state``, ``error``). A bad frame gets
 an ``error`` frame with ``fatal: true`` and the socket is closed with 1007/1008/1009
-and the error code as reason.
+and the error code as reason. With the legacy variants of the session
+(``start_optional``, ``json_audio``: seed 001's minimal page) a first frame other
+than ``start`` is the start, and reply audio goes out as JSON ``audio`` frames.
 """
 
 from __future__ import annotations
@@ -29,8 +31,10 @@ from parley.events import (
     TurnMetrics,
 )
 from parley.protocols.browser import (
+    DEFAULT_SAMPLE_RATE,
     AudioFrame,
     BrowserSession,
+    ClientEvent,
     PingMessage,
     PlaybackMessage,
     StartMessage,
@@ -46,15 +50,23 @@ __all__ = ["BrowserCallStream", "BrowserPlatform"]
 # Reply audio is sent in frames of at most this many bytes (whole samples, under the
 # protocol's 64 KiB limit); Piper hands over a sentence at a time.
 _MAX_OUT = MAX_AUDIO_FRAME_BYTES - MAX_AUDIO_FRAME_BYTES % 2
+# As JSON (base64), a frame of this much PCM stays under the text-frame limit.
+_MAX_OUT_JSON = 48 * 1024
 
 
 class BrowserCallStream:
     """One ``/ws/audio/{id}`` WebSocket: ``await handshake()``, ``await ready(id)``, then
     hand it to a :class:`~parley.conversation.Conversation` and feed it the events."""
 
-    def __init__(self, socket: WireSocket) -> None:
+    def __init__(
+        self, socket: WireSocket, session: BrowserSession | None = None, *, json_audio: bool = False
+    ) -> None:
+        """``session``: a variant of the protocol (default: the standard one);
+        ``json_audio``: reply audio as JSON ``audio`` frames instead of binary."""
         self.socket = socket
-        self.session = BrowserSession()
+        self.session = session or BrowserSession()
+        self._json_audio = json_audio
+        self._first: ClientEvent | None = None  # the frame that implied the start
         self.closed = False
         self.error: RemoteProtocolError | None = None
         self._state = ConversationState.LISTENING.value
@@ -85,6 +97,10 @@ class BrowserCallStream:
                     metadata=dict(msg.metadata),
                     session_id=msg.session_id or "",
                 )
+            if isinstance(msg, AudioFrame | PlaybackMessage | UserTextMessage):
+                # Only a start_optional session lets these through before start.
+                self.start, self._first = self.session.start, msg
+                return Caller()
             if isinstance(msg, PingMessage):
                 await self.socket.send_text(self.session.pong(msg.id))
             elif isinstance(msg, StopMessage):
@@ -115,6 +131,13 @@ class BrowserCallStream:
     async def inbound(self) -> AsyncIterator[Inbound]:
         receive = self.socket.receive
         session_receive = self.session.receive
+        first, self._first = self._first, None
+        if isinstance(first, AudioFrame):
+            yield first.pcm
+        elif isinstance(first, PlaybackMessage):
+            yield PlaybackReport(first.response_id, first.played_ms)
+        elif isinstance(first, UserTextMessage):
+            yield UserText(first.text)
         while True:
             frame = await receive()
             if frame is None:
@@ -139,6 +162,10 @@ class BrowserCallStream:
 
     async def send_audio(self, audio: bytes, *, response_id: str, text: str = "") -> None:
         if self.closed or not audio:
+            return
+        if self._json_audio:
+            for i in range(0, len(audio), _MAX_OUT_JSON):
+                await self.socket.send_text(self.session.audio_json(audio[i : i + _MAX_OUT_JSON]))
             return
         for i in range(0, len(audio), _MAX_OUT):
             await self.socket.send_bytes(self.session.audio(audio[i : i + _MAX_OUT]))
@@ -211,13 +238,33 @@ class BrowserCallStream:
 
 class BrowserPlatform:
     """The talk page's protocol (docs/protocol.md): ``/ws/audio/{conversation_id}``
-    claims a conversation created over REST, ``/ws/audio`` creates one."""
+    claims a conversation created over REST, ``/ws/audio`` creates one.
 
-    name = "browser"
-    routes: tuple[str, ...] = ("/ws/audio/{conversation_id}", "/ws/audio")
+    The keywords make a variant for a socket mounted elsewhere (seed 001's
+    managers): its ``name`` (the call record's kind), ``start`` optional (the session
+    then starts at ``implied_rate``) and audio as JSON both ways."""
+
+    def __init__(
+        self,
+        *,
+        name: str = "browser",
+        routes: tuple[str, ...] = ("/ws/audio/{conversation_id}", "/ws/audio"),
+        start_optional: bool = False,
+        json_audio: bool = False,
+        implied_rate: int = DEFAULT_SAMPLE_RATE,
+    ) -> None:
+        self.name = name
+        self.routes = routes
+        self._variant = (start_optional, json_audio, implied_rate)
 
     def admit(self, connection: Connection) -> Accept | Refusal:
         return Accept()
 
     def open(self, socket: WireSocket, connection: Connection) -> BrowserCallStream:
-        return BrowserCallStream(socket)
+        start_optional, json_audio, rate = self._variant
+        if not (start_optional or json_audio):
+            return BrowserCallStream(socket)
+        session = BrowserSession(
+            start_optional=start_optional, json_audio=json_audio, implied_rate=rate
+        )
+        return BrowserCallStream(socket, session, json_audio=json_audio)
