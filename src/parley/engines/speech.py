@@ -59,6 +59,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, TypeAlias
 
+from parley.audio.resample import resample_once
 from parley.bargein import (
     BargeIn,
     BargeInConfig,
@@ -67,7 +68,6 @@ from parley.bargein import (
     ResumeOutput,
     StopOutput,
 )
-from parley.audio.resample import resample_once
 from parley.endpointing import EndOfTurnInput, EndpointConfig, EndpointPolicy, PhasePolicy
 from parley.errors import ParleyError
 from parley.providers.models import run_blocking
