@@ -10,7 +10,10 @@ model loads), reads its resident set size from ``/proc/PID/status`` once it is r
 then one ``/v1/realtime`` session (which loads the speech models the sessions share)
 and N more, idle after ``session.created``. The per-call figures are the RSS growth
 divided by N, so what every call or session holds (its socket, protocol state, engine,
-queues, records) and nothing shared. Prints one JSON line with the issue's bounds:
+queues, records) and nothing shared. Last, one context injection into a live call
+(``POST /conversations/{id}/context``): the first one loads the token counter's BPE
+tables, so ``rss_after_first_context_injection_mb`` is the server with them.
+Prints one JSON line with the issue's bounds:
 ≤ 150 KB per idle phone call, ≤ 256 KB per idle ``/v1/realtime`` session, base RSS
 ≤ 120 MB.
 """
@@ -26,6 +29,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
 import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -87,6 +91,13 @@ async def measure(port: int, pid: int, n_calls: int, n_sessions: int) -> dict[st
         sessions.append(ws)
     with_sessions = await settle(pid)
     alive = sum(1 for ws in phones if ws.state is websockets.State.OPEN)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+        live = (await http.get("/conversations", params={"status": "live", "limit": 1})).json()
+        call_id = live["conversations"][0]["id"]
+        body = {"key": "account", "data": {"plan": "gold", "open_orders": 2}}
+        injected = await http.post(f"/conversations/{call_id}/context", json=body)
+        injected.raise_for_status()
+    with_tables = await settle(pid)
     for ws in [*phones, first, *sessions]:
         await ws.close()
     per_call = (with_calls - base) / n_calls
@@ -101,6 +112,7 @@ async def measure(port: int, pid: int, n_calls: int, n_sessions: int) -> dict[st
         "kb_per_idle_phone_call": round(per_call, 1),
         "rss_after_first_realtime_session_mb": round(one_session / 1024, 1),
         "kb_per_idle_realtime_session": round(per_session, 1),
+        "rss_after_first_context_injection_mb": round(with_tables / 1024, 1),
         "goal": {
             **GOAL,
             "phone_call": per_call <= GOAL["phone_call_kb_max"],

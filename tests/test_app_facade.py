@@ -8,6 +8,7 @@ import pytest
 import websockets
 
 from parley.app import Parley, ParleyBackend
+from parley.audio import AudioFormat
 from parley.config import (
     ConversationConfig,
     EngineKind,
@@ -129,6 +130,18 @@ def test_factory_builds_loopback_at_the_transport_rate() -> None:
     )
     assert isinstance(engine, LoopbackEngine) and engine.input_format.sample_rate == 8000
     assert engine.input_format.encoding == "ulaw"
+
+
+@pytest.mark.parametrize("vad", ["silero", "webrtc", "energy"])
+def test_factory_gives_a_phone_call_a_vad_at_the_line_rate(vad: str) -> None:
+    # 8 kHz in: the VAD scores the line's audio as it is (no resample per frame).
+    factory = EngineFactory(engine_spec(ParleySettings(engine=EngineKind.LOCAL, vad=vad)))
+    phone = factory.build(EngineRequest("c1", EngineKind.LOCAL, "echo", "joe", "", None, 8000))
+    page = factory.build(EngineRequest("c2", EngineKind.LOCAL, "echo", "joe", "", None, 24000))
+    assert phone.input_format == AudioFormat("pcm16", 8000, 1)
+    assert page.input_format == AudioFormat("pcm16", 16000, 1)  # the STT's rate
+    assert factory.providers.vad(vad, 8000).sample_rate == 8000
+    assert factory.providers.vad(vad) is factory.providers.vad(vad, 16000)
 
 
 def test_provider_specs_are_checked_against_what_exists() -> None:

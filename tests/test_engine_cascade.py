@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from enum import Enum
 from typing import Any, Literal
 
+import numpy as np
 import pytest
 
 from parley.conversation.tools import ToolError, ToolRegistry, tool_spec
@@ -372,9 +373,27 @@ async def test_vad_runs_off_the_event_loop_in_batches(monkeypatch: pytest.Monkey
     assert calls == 1
 
 
-def test_mismatched_stt_rate_is_a_config_error() -> None:
-    with pytest.raises(ConfigError):
-        CascadeEngine(FakeVAD(16000), FakeSTT(sample_rate=8000), FakeLLM(), FakeTTS())
+async def test_a_phone_rate_vad_hands_the_stt_the_utterance_at_its_rate() -> None:
+    # A phone call: the VAD hears the line's 8 kHz; the STT gets each utterance once,
+    # upsampled to its 16 kHz — the same tone, twice the samples.
+    stt = FakeSTT("hello")
+    engine = CascadeEngine(FakeVAD(8000), stt, FakeLLM(), FakeTTS(RATE))
+    assert engine.input_format.sample_rate == 8000
+    async with running(engine) as run:
+        pcm8 = silence(100, 8000) + tone(600, 8000, freq=1000.0) + silence(900, 8000)
+        for i in range(0, len(pcm8), 320):  # 20 ms chunks at 8 kHz
+            await engine.send_audio(pcm8[i : i + 320])
+        await run.until(lambda: bool(run.of(ResponseDone)))
+    (turn,) = run.of(UserSpeechStopped)
+    heard = stt.calls[-1]
+    x = np.frombuffer(heard, "<i2").astype(np.float64)
+    spectrum = np.abs(np.fft.rfft(x))
+    peak_hz = np.argmax(spectrum) * 16000 / len(x)
+    assert abs(peak_hz - 1000) < 10  # the tone, at the STT's rate
+    rms = float(np.sqrt(np.mean(x[np.abs(x) > 0] ** 2)))
+    assert 0.6 * 8000 / np.sqrt(2) < rms < 1.1 * 8000 / np.sqrt(2)
+    assert 600 <= len(heard) / 32 <= 1600  # ms of 16 kHz audio
+    assert turn.audio_ms > 600
 
 
 # -- the tool registry ---------------------------------------------------------------------

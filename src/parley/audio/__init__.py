@@ -31,7 +31,7 @@ from parley.audio.g711 import (
 )
 from parley.audio.opus import OPUS_FRAME_MS, OPUS_SILENCE, OpusDecoder, OpusEncoder
 from parley.audio.pcm import BytesLike, check_pcm16, mono_to_stereo, stereo_to_mono
-from parley.audio.resample import DEFAULT_QUALITY, Quality, StreamResampler
+from parley.audio.resample import DEFAULT_QUALITY, Quality, StreamResampler, resample_once
 from parley.audio.transcode import Transcoder
 from parley.audio.wav import read_wav, wav_bytes, write_wav
 
@@ -61,6 +61,7 @@ __all__ = [
     "check_pcm16",
     "mono_to_stereo",
     "read_wav",
+    "resample_once",
     "stereo_to_mono",
     "ulaw_decode",
     "ulaw_decode_array",

@@ -12,7 +12,10 @@ system item at once. The manager enforces what the engines do not:
   counted with OpenAI's ``o200k_base`` BPE (the ``bpe-openai`` package ships its
   tables: ``tiktoken`` itself downloads them at run time, which this offline
   server cannot do); without that package, the documented estimate of one token
-  per four characters (OpenAI's rule of thumb for English) is used.
+  per four characters (OpenAI's rule of thumb for English) is used. The tables
+  cost ~130 MB of RSS, so a manager's default counter loads them at the first
+  injection (off the event loop), not at import or start: a server whose calls
+  never get context never holds them.
 - **a time window** (``context_window_minutes``): an entry not refreshed within
   it expires.
 - **newest wins**: a new value for a key replaces the older one.
@@ -34,6 +37,7 @@ import asyncio
 import json
 import logging
 import math
+import threading
 import time
 import warnings
 from collections.abc import Awaitable, Callable, Mapping
@@ -50,6 +54,7 @@ __all__ = [
     "ContextManager",
     "ContextProvider",
     "ContextSink",
+    "DeferredTokenCounter",
     "EstimateTokenCounter",
     "InjectResult",
     "ProviderFn",
@@ -119,18 +124,58 @@ class BPETokenCounter:
 
 
 _default_counter: TokenCounter | None = None
+# Calls load the counter from worker threads: one of them builds it, the others wait.
+_default_lock = threading.Lock()
 
 
 def default_token_counter() -> TokenCounter:
     """The process-wide counter: the real BPE when installed, else the estimate."""
     global _default_counter
-    if _default_counter is None:
-        try:
-            _default_counter = BPETokenCounter()
-        except ImportError:
-            log.warning("bpe-openai is not installed: counting context tokens as chars/4")
-            _default_counter = EstimateTokenCounter()
-    return _default_counter
+    with _default_lock:
+        if _default_counter is None:
+            try:
+                _default_counter = BPETokenCounter()
+            except ImportError:
+                log.warning("bpe-openai is not installed: counting context tokens as chars/4")
+                _default_counter = EstimateTokenCounter()
+        return _default_counter
+
+
+class DeferredTokenCounter:
+    """:func:`default_token_counter`, loaded when first needed: a
+    :class:`ContextManager` awaits :meth:`load` (a worker thread builds the tables,
+    the event loop keeps serving calls) before it counts. Counting before ``load``
+    builds them in place."""
+
+    def __init__(self) -> None:
+        self.name = "o200k_base (not loaded yet)"
+        self._counter: TokenCounter | None = None
+
+    @property
+    def loaded(self) -> bool:
+        return self._counter is not None
+
+    async def load(self) -> TokenCounter:
+        if self._counter is None:
+            self._counter = await asyncio.to_thread(default_token_counter)
+            self.name = self._counter.name
+        return self._counter
+
+    def _loaded(self) -> TokenCounter:
+        if self._counter is None:
+            self._counter = default_token_counter()
+            self.name = self._counter.name
+        return self._counter
+
+    def count(self, text: str) -> int:
+        return self._loaded().count(text)
+
+    def truncate(self, text: str, max_tokens: int) -> str:
+        return self._loaded().truncate(text, max_tokens)
+
+
+#: Every manager's default counter (one per process, like the tables it loads).
+_deferred_counter = DeferredTokenCounter()
 
 
 def render(data: object) -> str:
@@ -183,7 +228,7 @@ class ContextManager:
     max_tokens: int = 8000
     window_seconds: float = 1800.0
     async_injection: bool = True
-    counter: TokenCounter = field(default_factory=default_token_counter)
+    counter: TokenCounter = field(default_factory=lambda: _deferred_counter)
     clock: Callable[[], float] = time.monotonic
     _entries: dict[str, ContextEntry] = field(default_factory=dict, init=False)
     _tokens: int = field(default=0, init=False)
@@ -218,11 +263,13 @@ class ContextManager:
 
     async def inject(self, key: str, data: object, *, source: str = "app") -> InjectResult:
         """Blend ``data`` under ``key`` (replacing the older value) and send it on."""
+        t0 = time.perf_counter()
+        if isinstance(self.counter, DeferredTokenCounter) and not self.counter.loaded:
+            await self.counter.load()  # the process's first injection (in its latency)
         if self._closed:
             raise ConfigError("the conversation has ended", field="context")
         if not key:
             raise ConfigError("a context key must not be empty", field="key")
-        t0 = time.perf_counter()
         now = self.clock()
         expired = self._expire(now)
         text = render(data)

@@ -5,9 +5,11 @@ received batch of input audio one executor call scores the VAD frames, the
 :class:`~parley.turns.TurnDetector` finds the turns, the utterance is transcribed
 speculatively at the first short silence, and with transcript-aware endpointing
 (:mod:`parley.endpointing`, on by default) that transcript also sets how long the
-silence must last. The LLM is streamed, its text cut into clauses, and each clause
-synthesised the moment it exists, so the first audio leaves after the first
-clause, not the whole answer.
+silence must last. The engine's input is PCM16 at the VAD's rate, which may be
+below the STT's (the factory gives a phone call an 8 kHz VAD: no per-frame
+resampling; each utterance is upsampled once for the STT). The LLM is streamed,
+its text cut into clauses, and each clause synthesised the moment it exists, so
+the first audio leaves after the first clause, not the whole answer.
 
 Barge-in: user speech while a reply is being made or played cancels the LLM and
 TTS work at once (with ``CascadeConfig.barge_in``, only once the speech front end
@@ -57,7 +59,7 @@ from parley.engines.speech import (
     UserTurn,
 )
 from parley.engines.text_hooks import HeldSplitter, TextHook
-from parley.errors import ConfigError, ParleyError
+from parley.errors import ParleyError
 from parley.events import (
     AudioDelta,
     ContextInjected,
@@ -123,11 +125,6 @@ class CascadeEngine:
         apology_tts: TTS | None = None,
     ) -> None:
         self.config = cfg = config or CascadeConfig()
-        if stt.sample_rate != vad.sample_rate:
-            raise ConfigError(
-                f"STT rate {stt.sample_rate} Hz differs from VAD rate {vad.sample_rate} Hz",
-                field="stt",
-            )
         self._vad, self._llm, self._tts = vad, llm, tts
         self._apology_tts = apology_tts
         self._tools = tools

@@ -24,6 +24,9 @@ from parley.providers.registry import ProviderKind, ProviderRegistry, check_spec
 
 __all__ = ["EngineChoice", "EngineFactory"]
 
+#: The telephone rate: Silero, WebRTC and the energy VAD all run at it.
+_PHONE_RATE = 8000
+
 
 @dataclass(frozen=True, slots=True)
 class EngineChoice:
@@ -120,9 +123,13 @@ class EngineFactory:
         tools = request.tools if request.tools is not None and len(request.tools.specs) else None
         # A hosted TTS can fail like any provider: the apology then comes from Piper.
         apology_tts = None if p.is_local("tts", s.tts) else p.tts("piper")
+        stt = p.stt(s.stt)
+        # A phone line's 8 kHz goes to the VAD as it is (no resample per frame; the
+        # utterance is upsampled once for the STT); other lines at the STT's rate.
+        vad_rate = _PHONE_RATE if request.sample_rate == _PHONE_RATE else stt.sample_rate
         return CascadeEngine(
-            p.vad(s.vad),
-            p.stt(s.stt),
+            p.vad(s.vad, vad_rate),
+            stt,
             p.brain(request.brain),
             p.tts(s.tts, request.voice),
             CascadeConfig(

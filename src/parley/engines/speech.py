@@ -33,6 +33,11 @@ Realtime server. It does the part of "hearing" that both need:
    only, so the burst is judged by its words (``classify_burst`` without Whisper's
    no-speech and log-probability figures).
 
+The VAD may run at a lower rate than the STT (a phone call: Silero at the line's
+8 kHz, Whisper at 16 kHz): the front end then upsamples each utterance once, when
+it goes to the STT, instead of the transport resampling every 20 ms frame; the
+outputs' ``audio`` stays at the VAD's rate.
+
 It is an asyncio shell only where it has to be (the executor call, the STT
 tasks); what comes out are typed, frozen outputs (:data:`SpeechOutput`) returned
 from :meth:`~SpeechFrontEnd.push`, :meth:`~SpeechFrontEnd.poll` and
@@ -54,6 +59,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, TypeAlias
 
+from parley.audio.resample import resample_once
 from parley.bargein import (
     BargeIn,
     BargeInConfig,
@@ -315,7 +321,8 @@ class SpeechFrontEnd:
         return self._turn_ended(ended)
 
     def transcribe(self, audio: bytes) -> asyncio.Task[Transcription]:
-        """Transcribe ``audio`` in a task this front end tracks (a manual commit)."""
+        """Transcribe ``audio`` (at the VAD's rate) in a task this front end tracks
+        (a manual commit)."""
         task = asyncio.get_running_loop().create_task(self._transcribe(audio))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -548,6 +555,8 @@ class SpeechFrontEnd:
 
     async def _transcribe(self, audio: bytes) -> Transcription:
         t0 = time.monotonic()
+        if self._rate != self._stt.sample_rate:
+            audio = resample_once(audio, self._rate, self._stt.sample_rate)
         try:
             result: Transcript | ParleyError = await self._stt.transcribe(audio)
         except ParleyError as exc:  # a value: the turn that uses it reports it

@@ -52,6 +52,10 @@ _DEFAULT_TEMPLATE: dict[str, Any] = {
 }
 
 
+#: The rate VADs run at unless asked for another (the local STT's rate).
+_VAD_RATE = 16000
+
+
 @dataclass(frozen=True, slots=True)
 class ProviderOptions:
     """What hosted providers need besides their spec (keys, endpoints, files)."""
@@ -63,6 +67,7 @@ class ProviderOptions:
     audio_api_key: str | None = None
     template_file: Path | None = None
     tts_voice: str = "alloy"  # the voice hosted TTS speaks with
+    vad_rate: int = _VAD_RATE  # the rate a VAD is built for (a phone call's: 8000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,20 +107,20 @@ class _Entry(Generic[P]):
 def _silero(model: str, o: ProviderOptions) -> Built[VAD]:
     from parley.providers.silero import SileroVAD
 
-    vad = SileroVAD(16000)
+    vad = SileroVAD(o.vad_rate)
     return Built(vad, warm=vad.warmup)
 
 
 def _webrtc(model: str, o: ProviderOptions) -> Built[VAD]:
     from parley.providers.webrtc_vad import WebRTCVAD
 
-    return Built(WebRTCVAD(2, 16000))
+    return Built(WebRTCVAD(2, o.vad_rate))
 
 
 def _energy(model: str, o: ProviderOptions) -> Built[VAD]:
     from parley.providers.energy_vad import EnergyVAD
 
-    return Built(EnergyVAD(16000))
+    return Built(EnergyVAD(o.vad_rate))
 
 
 VADS: Mapping[str, _Entry[VAD]] = {
@@ -281,7 +286,8 @@ class ProviderRegistry:
     def __init__(self, options: ProviderOptions | None = None) -> None:
         self.options = options or ProviderOptions()
         self._lock = threading.Lock()
-        self._built: dict[tuple[ProviderSpec, str], Built[Any]] = {}
+        # (spec, hosted TTS voice, VAD rate) → what was built
+        self._built: dict[tuple[ProviderSpec, str, int], Built[Any]] = {}
         # Brains the app built itself (providers=[...]): kept across aclose().
         self._provided: dict[ProviderSpec, tuple[Built[LLM], str]] = {}
 
@@ -298,8 +304,10 @@ class ProviderRegistry:
         ``description`` is what the start banner says of it."""
         self._provided[check_spec("brain", spec)] = (Built(llm, close=close), description)
 
-    def vad(self, spec: str) -> VAD:
-        return self._get(check_spec("vad", spec), VADS).provider
+    def vad(self, spec: str, sample_rate: int = _VAD_RATE) -> VAD:
+        """``sample_rate``: 16000, or 8000 for a phone line (Silero and WebRTC run at
+        both; Silero's one ONNX session serves both rates)."""
+        return self._get(check_spec("vad", spec), VADS, rate=sample_rate).provider
 
     def stt(self, spec: str) -> STT:
         return self._get(check_spec("stt", spec), STTS).provider
@@ -331,12 +339,16 @@ class ProviderRegistry:
             return False
         return _TABLES[kind][parsed.name].local
 
-    def _get(self, spec: ProviderSpec, table: Mapping[str, _Entry[P]], voice: str = "") -> Built[P]:
+    def _get(
+        self, spec: ProviderSpec, table: Mapping[str, _Entry[P]], voice: str = "", rate: int = 0
+    ) -> Built[P]:
+        key = (spec, voice, rate)
         with self._lock:
-            built: Built[P] | None = self._built.get((spec, voice))
+            built: Built[P] | None = self._built.get(key)
             if built is None:
                 options = replace(self.options, tts_voice=voice) if voice else self.options
-                built = self._built[(spec, voice)] = table[spec.name].build(spec.model, options)
+                options = replace(options, vad_rate=rate) if rate else options
+                built = self._built[key] = table[spec.name].build(spec.model, options)
             return built
 
     async def warmup(self, specs: Mapping[ProviderKind, str]) -> None:
@@ -344,7 +356,7 @@ class ProviderRegistry:
         of the first call (off the event loop), concurrently."""
         parsed = [(kind, check_spec(kind, text)) for kind, text in specs.items()]
         built = [
-            self._get(spec, _TABLES[kind])
+            self._get(spec, _TABLES[kind], rate=_VAD_RATE if kind == "vad" else 0)
             for kind, spec in parsed
             if not (kind == "brain" and spec in self._provided)
         ]

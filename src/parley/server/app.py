@@ -81,9 +81,11 @@ def create_app(
             log.log(level, message)
         await board.warmup()
         await board.start()
-        # The BPE tables for context token counts load in ~0.7 s: off the loop, now,
-        # rather than inside the first call.
-        await asyncio.to_thread(default_token_counter)
+        # The BPE tables for context token counts (~130 MB, ~0.1 s): now, off the loop,
+        # when every call injects context (the app has providers or triggers); else
+        # at the first injection (POST .../context), so a server without any holds none.
+        if board.setup.context_providers or board.setup.context_triggers:
+            await asyncio.to_thread(default_token_counter)
         install_drain_on_sigterm(board)
         await board.analytics.start()
         # The lean WebSocket host (server/hosts/lean.py) finds the endpoints here:
