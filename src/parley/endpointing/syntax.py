@@ -8,7 +8,9 @@ the end of what the recogniser heard so far and returns an
   continuing intonation with them): unfinished;
 - a word a sentence does not end on — preposition, article, possessive, copula,
   conjunction, a filler ("um", "so", "and") or a hold phrase ("let me think",
-  "hold on"): unfinished;
+  "hold on"): unfinished; but a copula or auxiliary right after a pronoun closes
+  an elliptical or inverted clause ("Yes, it is.", "Here we are.", "What a lovely
+  day it is."), read like any other last word;
 - an entity in progress — a number being read out (a digit group or a number
   word at the end), an email without its domain ending, a month with no day, an
   ``apartment``/``suite`` with no number: unfinished until it looks complete (an
@@ -64,6 +66,10 @@ _SUBJECTS = frozenset(
     """.split()  # noqa: SIM905
 )
 _WH = frozenset({"what", "which", "who", "how", "why", "when", "where", "whom"})
+# "it is", "we are", "I am": a personal pronoun before a final copula makes the clause
+# whole (an answer or an inversion), unlike "my name is", "this is", "here is".
+_ELLIPSIS_SUBJECTS = frozenset("i you we they he she it that".split())  # noqa: SIM905
+_COPULAS = frozenset("is are was were am".split())  # noqa: SIM905
 # Enough of a verb to tell a clause from a bare noun phrase ("The references.").
 _VERBISH = frozenset(
     """
@@ -219,7 +225,7 @@ def syntax_estimate(text: str) -> Estimate | None:
         return Estimate(0.1, "spoken email in progress")
     if "email" in lowered and "@" not in lowered and " at " in f" {lowered} ":
         return Estimate(0.1, "spoken email in progress")
-    if last in _CONTINUES:
+    if last in _CONTINUES and not (last in _COPULAS and prev in _ELLIPSIS_SUBJECTS):
         return Estimate(0.05, f"ends on {last!r}")
     if len(ws) == 1 and last in _OPENERS:
         return Estimate(0.1, "opener alone")
