@@ -14,6 +14,7 @@ from fastapi import HTTPException, Request
 
 from parley.engines.spec import EngineKind
 from parley.errors import ConfigError, RateLimited
+from parley.flows import FlowConfig
 from parley.security.principal import Principal
 from parley.security.refusals import refusal_for
 from parley.security.tenancy import Action, Deny
@@ -43,6 +44,8 @@ async def open_conversation(
     engine: EngineKind | None,
     brain: str | None,
     metadata: dict[str, str],
+    flow: FlowConfig | None = None,
+    max_seconds: float | None = None,
     audit: str = "conversation.create",
 ) -> CallRecord:
     """A new pending conversation for ``who``, or the refusal raised."""
@@ -76,6 +79,8 @@ async def open_conversation(
         brain=brain,
         metadata=metadata,
         owner=who,
+        flow=flow,
+        max_seconds=max_seconds,
     )
     try:
         await app.admission.created(record, who)

@@ -17,17 +17,16 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from parley.analytics.hub import CallView, view_fields
 from parley.conversation.transcript import Turn
 from parley.engines.spec import EngineKind
-from parley.errors import ConfigError, RateLimited
+from parley.errors import ConfigError
 from parley.events import ErrorEvent
 from parley.flows.guided import MAX_PHASES, ConversationPhase, GuidedConversation
 from parley.security.principal import Principal
-from parley.security.refusals import refusal_for
 from parley.security.tenancy import Action, Deny, Owner, list_scope
 from parley.server.admission import owner
 from parley.server.bounds import unicode_text
 from parley.server.calls import CallRecord, CallStatus
+from parley.server.opening import open_conversation
 from parley.server.persistence import stored_info
-from parley.server.security import Refused
 from parley.server.switchboard import Switchboard
 from parley.server.urls import http_base, ws_base
 from parley.store.cluster import CallNotFound, ClusterError, Command, CommandHandler
@@ -456,52 +455,30 @@ def rest_router(app: Switchboard) -> APIRouter:
     async def create_conversation(
         body: ConversationCreate, request: Request, response: Response, who: Caller
     ) -> ConversationCreated:
-        await sec.authorize(request, who, Action.CREATE)
-        refusal = app.refusal()
-        if refusal is not None:
-            raise HTTPException(503, detail=refusal, headers={"Retry-After": "5"})
-        settings, cfg = app.settings, app.setup.config
-        engine, brain = body.engine or settings.engine, body.brain or settings.brain
+        await sec.authorize(request, who, Action.CREATE)  # before the body is read
         voice, warnings = body.voice, []
         try:
             guided = body.guided()
             flow = guided.to_flow() if guided is not None else None
-            if app.setup.engine_maker is None:
-                if guided is not None and voice is not None:
-                    voice, warning = _voice_or_default(app, brain, voice)
-                    warnings += warning
-                app.factory.check(engine, brain, voice or cfg.voice)
+            if app.setup.engine_maker is None and guided is not None and voice is not None:
+                # the document's voices ("alloy") fall back to the server's, with a warning
+                voice, warning = _voice_or_default(app, body.brain or app.settings.brain, voice)
+                warnings += warning
         except ConfigError as exc:
             raise _unprocessable(exc.field, str(exc)) from None
-        if engine is not settings.engine and engine not in settings.allowed_engines:
-            raise _unprocessable("engine", f"this server does not let clients choose {engine}")
-        if brain != settings.brain and brain not in settings.allowed_brains:
-            raise _unprocessable("brain", f"this server does not let clients choose {brain!r}")
-        user_id = body.user_id
-        if sec.enabled and not who.is_admin:
-            if user_id not in (None, who.user_id):
-                raise Refused(
-                    refusal_for(_forbidden("user_id must be your own (or ask as an admin)"))
-                )
-            user_id = who.user_id
-        await app.admission.sweep()
-        record = app.new_record(
-            user_id=user_id,
+        record = await open_conversation(
+            app,
+            request,
+            who,
+            user_id=body.user_id,
             system_prompt=body.system_prompt or body.system_instructions,
             voice=voice,
             engine=body.engine,
             brain=body.brain,
             metadata=body.metadata,
-            owner=who,
             flow=flow,
             max_seconds=body.max_duration_seconds,
         )
-        try:
-            await app.admission.created(record, who)
-        except RateLimited as exc:
-            app.calls.ended(record)
-            raise Refused(refusal_for(exc)) from None
-        await sec.record(who, "conversation.create", "ok", request, target=record.id)
         path, realtime = f"/ws/audio/{record.id}", f"/realtime/{record.id}"
         response.headers["Location"] = f"/conversations/{record.id}"
         return ConversationCreated(
