@@ -36,6 +36,8 @@ PHONE = "What's the best phone number to reach you?"
     ("text", "why"),
     [
         ("My number is", "copula"),
+        ("The total is.", "copula after a noun"),
+        ("Hi, this is", "copula after 'this'"),
         ("I'm calling about", "preposition"),
         ("It was a", "article"),
         ("Send it to my", "possessive"),
@@ -75,6 +77,10 @@ def test_syntax_calls_unfinished_what_is_unfinished(text: str, why: str) -> None
         "My email is jane dot doe at example dot com.",
         "My birthday is July 2nd, 1988.",
         "Can I pay by card?",
+        # a copula after a personal pronoun closes an answer or an inversion
+        "What a lovely day it is.",
+        "Yes, it is.",
+        "I think we are.",
     ],
 )
 def test_syntax_calls_finished_what_is_finished(text: str) -> None:
