@@ -91,7 +91,6 @@ from parley.protocols.openai_realtime import (
     ResponseCancel,
     ResponseCreate,
     ResponseParams,
-    ResponseUsage,
     ServerConversation,
     ServerEvent,
     ServerResponse,
@@ -121,7 +120,7 @@ from .settings import (
     voice,
 )
 from .tools import ClientTools, function_specs
-from .usage import estimate_usage
+from .usage import response_usage
 
 __all__ = ["EventHook", "RealtimeSession"]
 
@@ -534,7 +533,7 @@ class RealtimeSession:
             return
         run = self._runs.get(rec.id)
         tail = run.audio.flush() if run is not None and status == "completed" else b""
-        await self._emit_all(self._conv.finish(rec, status, _usage, tail))
+        await self._emit_all(self._conv.finish(rec, status, response_usage, tail))
         if run is not None:
             run.bound.set()
             run.done.set()
@@ -695,11 +694,3 @@ class RealtimeSession:
     async def _emit_error(self, code: str, message: str, *, kind: str = "server_error") -> None:
         detail = ErrorDetail(type=kind, code=code, message=message)
         await self._emit(RealtimeErrorEvent(event_id=self._eid(), error=detail))
-
-
-def _usage(rec: ServerResponse) -> ResponseUsage:
-    """The estimate of :mod:`parley.realtime_server.usage`, once the output is final."""
-    out = rec.out
-    out_text = " ".join([out.transcript, *out.arguments]).strip()
-    usage = estimate_usage(rec.input_instructions, rec.input_pieces, out_text, out.audio_ms)
-    return ResponseUsage.from_usage(usage)

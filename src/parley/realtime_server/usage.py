@@ -18,8 +18,16 @@ import math
 from collections.abc import Iterable
 
 from parley.events import Usage
+from parley.protocols.openai_realtime import ResponseUsage, ServerResponse
 
-__all__ = ["InputPiece", "audio_in_tokens", "audio_out_tokens", "estimate_usage", "text_tokens"]
+__all__ = [
+    "InputPiece",
+    "audio_in_tokens",
+    "audio_out_tokens",
+    "estimate_usage",
+    "response_usage",
+    "text_tokens",
+]
 
 #: A conversation item as the estimate sees it: (text, user-audio ms, assistant-audio ms).
 InputPiece = tuple[str, float, float]
@@ -58,3 +66,12 @@ def estimate_usage(
         output_text_tokens=text_tokens(output_text),
         output_audio_tokens=audio_out_tokens(output_audio_ms),
     )
+
+
+def response_usage(rec: ServerResponse) -> ResponseUsage:
+    """A finished response's ``usage`` for ``response.done``: the estimate above, over
+    the input it answered and its final output."""
+    out = rec.out
+    out_text = " ".join([out.transcript, *out.arguments]).strip()
+    usage = estimate_usage(rec.input_instructions, rec.input_pieces, out_text, out.audio_ms)
+    return ResponseUsage.from_usage(usage)
