@@ -16,13 +16,11 @@ ws://127.0.0.1:8000/realtime/SESSION_ID``.
 
 from __future__ import annotations
 
-import json
-import os
 import sys
-import urllib.request
 from pathlib import Path
 from typing import Any
 
+from parley.client.conversations import create_conversation
 from parley.flows import GuidedConversation, load_flow
 
 config = GuidedConversation.from_flow(
@@ -37,19 +35,7 @@ config = GuidedConversation.from_flow(
 def create(server: str = "http://127.0.0.1:8000", api_key: str | None = None) -> dict[str, Any]:
     """``POST /conversations`` with ``config``: the server's answer (``session_id``,
     ``realtime_url``, …). ``api_key``: the server's key, when it has authentication on."""
-    headers = {"Content-Type": "application/json"}
-    key = api_key or os.environ.get("PARLEY_API_KEY")
-    if key:
-        headers["Authorization"] = f"Bearer {key}"
-    request = urllib.request.Request(
-        f"{server.rstrip('/')}/conversations",
-        data=json.dumps(config.body()).encode(),
-        headers=headers,
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=10) as answer:
-        created: dict[str, Any] = json.load(answer)
-    return created
+    return create_conversation(config.body(), server, api_key=api_key)
 
 
 if __name__ == "__main__":
