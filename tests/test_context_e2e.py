@@ -53,7 +53,7 @@ from parley.testing import (
     ScriptedResponse,
     split_words,
 )
-from servers import RunningServer, serve_app
+from servers import LoopServer, RunningServer, serve_app, start_serving
 from speech import silence_16k, speak_16k
 
 PROMPT = "You are a test agent."
@@ -301,11 +301,9 @@ async def local_realtime_server() -> AsyncIterator[str]:
     config = uvicorn.Config(
         create_realtime_app(warmup=True), log_config=None, log_level="warning", lifespan="on"
     )
-    server = uvicorn.Server(config)
-    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
-    task = asyncio.create_task(server.serve(sockets=[sock]))
+    server = LoopServer(config)
+    task = await start_serving(server, [sock])
     try:
-        await until(lambda: server.started or task.done(), 60)
         yield f"ws://127.0.0.1:{port}/v1/realtime"
     finally:
         server.should_exit = True

@@ -47,15 +47,10 @@ from parley.testing.realtime_upstream import (
     ScriptedFunctionCall,
     ScriptedResponse,
 )
+from servers import LoopServer, start_serving
 from speech import normalise, speak
 
 # -- helpers ---------------------------------------------------------------------------
-
-
-class _Server(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self):  # type: ignore[no-untyped-def]
-        yield  # on the test's loop: leave the process's signal handlers alone
 
 
 def _free_port() -> int:
@@ -81,12 +76,8 @@ async def realtime_server(
         lifespan="on",
         timeout_graceful_shutdown=2,
     )
-    server = _Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.005)
+    server = LoopServer(config)
+    task = await start_serving(server, [sock])
     try:
         yield f"ws://127.0.0.1:{port}/v1/realtime"
     finally:
