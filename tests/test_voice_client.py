@@ -295,8 +295,9 @@ async def test_interrupt_truncates_at_what_was_heard() -> None:
             await client.interrupt()
             heard = speaker.played_ms
             assert speaker.queued_ms == 0
+            # The truncate went out before the cancel, and the upstream answers the
+            # cancel with this response.done: both are in its record.
             info = await rec.next_done()
-            await asyncio.sleep(0.1)
             truncations = [e for e in up.current.events if isinstance(e, ConversationItemTruncate)]
             cancels = [e for e in up.current.events if isinstance(e, ResponseCancel)]
             metrics = client.get_metrics()
@@ -354,7 +355,9 @@ async def test_connect_retries_until_the_port_accepts() -> None:
         await client.connect(retry_count=1)  # nothing listens: refused twice
     assert not client.connected
     connecting = asyncio.create_task(client.connect(retry_count=8))
-    await asyncio.sleep(0.3)  # the first attempts are refused
+    # A window on the clock, not a wait on state: while the port is closed, each
+    # attempt is refused and the next one comes after its back-off.
+    await asyncio.sleep(0.3)
     assert not connecting.done()
     async with realtime_server(*fake_backend(), port=port):
         async with asyncio.timeout(10):
