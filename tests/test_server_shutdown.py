@@ -21,7 +21,7 @@ async def pump(phone: TwilioPhone, stop: asyncio.Event) -> None:
             await phone.send_media(FRAME)
         except websockets.ConnectionClosed:
             return
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.02)  # a phone line's pace
 
 
 async def count_media(phone: TwilioPhone, seconds: float) -> int:
@@ -44,6 +44,8 @@ async def test_sigterm_drains_live_calls_and_refuses_new_ones() -> None:
             assert await count_media(phone, 0.3) > 5
             t0 = time.monotonic()
             server.terminate()
+            # Another process takes its signal in its own time; nothing here can wait
+            # on it but its HTTP answers, and those are what is asserted below.
             await asyncio.sleep(0.2)
             # Draining: the live call goes on ...
             assert await count_media(phone, 0.5) > 10
@@ -81,7 +83,7 @@ async def test_server_stops_as_soon_as_the_last_call_hangs_up() -> None:
             await phone.receive()
             t0 = time.monotonic()
             server.terminate()
-            await asyncio.sleep(0.3)
+            await asyncio.sleep(0.3)  # another process: let the signal land (see above)
             await phone.stop()  # the caller hangs up during the drain
         code = await asyncio.to_thread(server.wait, 15)
         assert time.monotonic() - t0 < 5, server.output
