@@ -250,7 +250,7 @@ async def test_barge_in_truncates_at_the_played_milliseconds() -> None:
             await run.until(lambda: bool(run.of(ResponseDone)))
             await wait_for(lambda: bool(up.current.truncations))
             n_audio = len(run.of(AudioDelta))
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.1)  # a window of three of the upstream's 30 ms deltas
             assert len(run.of(AudioDelta)) == n_audio  # nothing of the cut reply after it
         cut = run.of(Interrupted)
         assert len(cut) == 1 and cut[0].response_id == rid and cut[0].played_ms == 150.0
@@ -562,7 +562,7 @@ async def test_cancel_response_stops_the_reply_with_what_was_heard() -> None:
             await wait_for(lambda: bool(up.current.truncations))
             await wait_for(lambda: any(isinstance(e, ResponseCancel) for e in up.current.events))
             n_audio = len(run.of(AudioDelta))
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.1)  # a window of three of the upstream's 30 ms deltas
             assert len(run.of(AudioDelta)) == n_audio
             await engine.cancel_response(rid)  # already cancelled: nothing happens
             await engine.cancel_response("resp_unknown")
