@@ -43,7 +43,7 @@ async def test_cached_provider_hits_misses_and_invalidation(cache: ContextCache)
     cached = CachedProvider(user_context, cache, ttl_seconds=60)
     # ten calls starting together: the backend is asked once
     calls = [asyncio.create_task(cached("alice", tenant="acme")) for _ in range(10)]
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one turn of the loop: all ten run up to the backend or its flight
     gate.set()
     results = await asyncio.gather(*calls)
     assert all(r == {"name": "Alice", "orders": [1, 2]} for r in results)
