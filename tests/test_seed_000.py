@@ -533,7 +533,7 @@ def test_analytics_dashboard(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, "the dashboard did not start"
             with contextlib.suppress(httpx.TransportError):
                 page = httpx.get(f"http://localhost:{port}/", timeout=1)
-            time.sleep(0.05)
+            time.sleep(0.05)  # another process: it shows it is up only over HTTP
         assert page.status_code == 200 and "Parley" in page.text
         script = httpx.get(f"http://localhost:{port}/static/dashboard.js", timeout=5)
         assert script.status_code == 200

@@ -534,7 +534,7 @@ def test_host_and_port_are_where_the_app_listens(monkeypatch: pytest.MonkeyPatch
                 break
             except httpx.TransportError:
                 assert proc.poll() is None and time.monotonic() < deadline
-                time.sleep(0.05)
+                time.sleep(0.05)  # another process: it shows it is up only over HTTP
     finally:
         proc.terminate()
         proc.wait(10)
