@@ -91,6 +91,8 @@ def offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 async def until(cond: Callable[[], object], within: float = 15.0) -> None:
+    # For a trigger's injection into a live call's context: the document's handlers are
+    # verbatim and ContextManager has no change event.
     deadline = time.monotonic() + within
     while not cond():
         assert time.monotonic() < deadline, "condition not met in time"
