@@ -36,7 +36,7 @@ class Watch:
     def notify(self) -> None:
         self._changed.set()
 
-    async def until(self, predicate: Callable[[], bool], limit_s: float = 5.0) -> None:
+    async def until(self, predicate: Callable[[], object], limit_s: float = 5.0) -> None:
         async with asyncio.timeout(limit_s):
             while not predicate():
                 self._changed.clear()
