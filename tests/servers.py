@@ -22,6 +22,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import AsyncIterator, Generator, Mapping
 from dataclasses import dataclass
@@ -35,12 +36,14 @@ from parley.app import Parley
 from parley.server.uvicorn_ws import WS_PROTOCOL
 
 __all__ = [
+    "LoopServer",
     "RunningServer",
     "ServerProcess",
     "TwilioPhone",
     "free_port",
     "serve_app",
     "serve_asgi",
+    "start_serving",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,12 +68,41 @@ class RunningServer:
         return f"ws://127.0.0.1:{self.port}{path}"
 
 
-class _LoopServer(uvicorn.Server):
-    """uvicorn on the caller's loop: leave the process's signal handlers alone."""
+class LoopServer(uvicorn.Server):
+    """uvicorn on the caller's loop (or a thread's): the process's signal handlers are
+    left alone, and it says when it listens (uvicorn itself has only a ``started``
+    flag): ``listening`` (an ``asyncio.Event``, for its own loop) and
+    ``listening_threadsafe`` (a ``threading.Event``, for other threads)."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.listening = asyncio.Event()
+        self.listening_threadsafe = threading.Event()
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            self.listening.set()
+            self.listening_threadsafe.set()
+
+
+async def start_serving(
+    server: LoopServer, sockets: list[socket.socket] | None = None
+) -> asyncio.Task[None]:
+    """Run ``server.serve()`` in a task and return it once the server listens; if it
+    stops first, raise why."""
+    task = asyncio.create_task(server.serve(sockets=sockets))
+    listening = asyncio.create_task(server.listening.wait())
+    await asyncio.wait({task, listening}, return_when=asyncio.FIRST_COMPLETED)
+    if not server.listening.is_set():
+        listening.cancel()
+        task.result()
+        raise RuntimeError("server exited during startup")
+    return task
 
 
 @contextlib.asynccontextmanager
@@ -92,14 +124,9 @@ async def serve_asgi(
         ws=ws,
         timeout_graceful_shutdown=2,
     )
-    server = _LoopServer(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
+    server = LoopServer(config)
+    task = await start_serving(server, [sock])
     try:
-        while not server.started:
-            if task.done():
-                task.result()
-                raise RuntimeError("server exited during startup")
-            await asyncio.sleep(0.005)
         yield int(sock.getsockname()[1])
     finally:
         server.should_exit = True
@@ -153,7 +180,7 @@ class ServerProcess:
                     return self
             except httpx.TransportError:
                 pass
-            time.sleep(0.05)
+            time.sleep(0.05)  # another process: its readiness shows only over HTTP
         output = self.output
         self.stop()
         raise RuntimeError(f"server did not start within {self._startup_s} s:\n{output}")

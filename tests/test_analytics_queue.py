@@ -66,7 +66,7 @@ async def a_call_on_this_loop() -> float:
     worst, last = 0.0, time.perf_counter()
     for event, at in s.events:
         meter.observe(event, at)
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # one loop turn per event, as a live call gives the loop
         now = time.perf_counter()
         worst, last = max(worst, now - last), now
     meter.finish(s.t)
@@ -183,7 +183,7 @@ async def test_an_async_sink_and_close_without_draining() -> None:
     got: list[str] = []
 
     async def store(outcome: AnalyticsOutcome) -> None:
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # a sink that suspends, as a real one's I/O would
         got.append(outcome.job.session_id)
 
     never = asyncio.Event()

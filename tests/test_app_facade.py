@@ -168,9 +168,12 @@ async def test_hooks_run_with_session_and_user_and_a_failing_hook_is_contained()
     async def broken(session_id: str, user_id: str | None) -> None:
         raise RuntimeError("a bug in user code")
 
+    over = asyncio.Event()
+
     @app.on_conversation_end
     async def ended(session_id: str, user_id: str | None) -> None:
         log.append(("end", session_id, user_id))
+        over.set()
 
     @app.on_event(AudioDelta)
     async def on_audio(session_id: str, event: AudioDelta) -> None:
@@ -186,10 +189,7 @@ async def test_hooks_run_with_session_and_user_and_a_failing_hook_is_contained()
         await ws.send(b"\x00\x01" * 480)
         assert isinstance(await asyncio.wait_for(ws.recv(), 5), bytes)
         await ws.close()
-        for _ in range(100):
-            if len(log) == 2:
-                break
-            await asyncio.sleep(0.02)
+        await asyncio.wait_for(over.wait(), 5)
     ((_, call_id, _), _) = log
     assert log == [("start", call_id, "u-9"), ("end", call_id, "u-9")]
     assert not app.calls.records()  # ended calls leave memory: they live in the store

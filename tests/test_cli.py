@@ -140,7 +140,7 @@ def _start_server(*args: str, command: str = "serve") -> tuple[subprocess.Popen[
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                 return proc, port
         except OSError:
-            time.sleep(0.1)
+            time.sleep(0.1)  # another process: it shows it listens only by accepting
     proc.kill()
     pytest.fail("parley serve did not start listening within 90 s")
 

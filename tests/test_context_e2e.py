@@ -53,28 +53,26 @@ from parley.testing import (
     ScriptedResponse,
     split_words,
 )
-from servers import RunningServer, serve_app
+from servers import LoopServer, RunningServer, serve_app, start_serving
 from speech import silence_16k, speak_16k
+from waits import Watch, poll_until
 
 PROMPT = "You are a test agent."
 
 
-async def until(cond: Callable[[], object], within: float = 10.0) -> None:
-    deadline = time.monotonic() + within
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
-
-
 @dataclass
 class Seen:
-    """Events of the call as the app's ``on_event`` handlers saw them."""
+    """Events of the call as the app's ``on_event`` handlers saw them; ``watch`` is
+    notified of each, and of what a test's own trigger handlers record."""
 
     events: list[Event] = field(default_factory=list)
+    watch: Watch = field(default_factory=Watch)
 
     def of(self, cls: type[Any]) -> list[Any]:
         return [e for e in self.events if isinstance(e, cls)]
+
+    async def until(self, cond: Callable[[], object], within: float = 10.0) -> None:
+        await self.watch.until(cond, within)
 
 
 def watch(app: Parley) -> Seen:
@@ -83,6 +81,7 @@ def watch(app: Parley) -> Seen:
 
         async def record(session_id: str, event: Any) -> None:
             seen.events.append(event)
+            seen.watch.notify()
 
         app.on_event(cls)(record)
     return seen
@@ -120,7 +119,7 @@ class Call:
         step = 2 * self.rate // 50  # 20 ms frames
         for i in range(0, len(pcm), step):
             await self.ws.send(pcm[i : i + step])
-            await asyncio.sleep(0.02 / speed)
+            await asyncio.sleep(0.02 / speed)  # a microphone, at ``speed`` × real time
 
     async def close(self) -> None:
         await self.ws.close()
@@ -130,10 +129,19 @@ class Call:
 
 @contextlib.asynccontextmanager
 async def call(server: RunningServer, rate: int) -> AsyncIterator[Call]:
+    assert server.app is not None
+    begun: set[str] = set()
+    started = Watch()
+
+    @server.app.on_conversation_start
+    async def on_start(session_id: str, user_id: str | None) -> None:
+        begun.add(session_id)
+        started.notify()
+
     async with websockets.connect(server.ws_url("/ws/audio"), max_size=None) as ws:
         c = Call(ws, rate)
         await c.start()
-        await until(lambda: server.app is not None and server.app.context_of(c.id) is not None)
+        await started.until(lambda: c.id in begun)  # the call's context is set up by then
         try:
             yield c
         finally:
@@ -220,7 +228,7 @@ async def test_cascade_provider_data_reaches_the_llm() -> None:
         seen = watch(app)
         async with serve_app(app) as server, call(server, 16000) as c:
             await c.say_text("Hello there")
-            await until(lambda: seen.of(ResponseDone))
+            await seen.until(lambda: seen.of(ResponseDone))
         prompt = system_prompts(wire)[0]
         assert prompt.startswith(PROMPT)
         assert '[profile]\n{"user":"user-1","tier":"gold","name":"Ana"}' in prompt
@@ -238,7 +246,7 @@ async def test_realtime_provider_data_reaches_the_upstream() -> None:
             return {"user": user_id, "tier": "gold"}
 
         async with serve_app(app) as server, call(server, 24000):
-            await until(lambda: system_items(up))
+            await poll_until(lambda: system_items(up))
         assert system_items(up) == ['[context: profile]\n{"user":"user-1","tier":"gold"}']
 
 
@@ -270,23 +278,24 @@ async def test_cascade_semantic_trigger_fires_on_spoken_keyword_only() -> None:
         @app.context_trigger(TriggerType.SEMANTIC, keywords=["order", "refund"])
         async def orders(session_id: str, found: list[str]) -> dict[str, Any]:
             detected.append(found)
+            seen.watch.notify()
             return {"order": "A-17", "status": "shipped"}
 
         seen = watch(app)
         async with serve_app(app) as server, call(server, 16000) as c:
             await speak(c, OTHER)
-            await until(lambda: len(seen.of(ResponseDone)) == 1, 30)
+            await seen.until(lambda: len(seen.of(ResponseDone)) == 1, 30)
             heard = [e.text for e in seen.of(TranscriptFinal) if e.role is Role.USER]
             assert "lovely" in heard[0].lower()
             assert detected == []
             await speak(c, KEYWORD)
-            await until(lambda: len(seen.of(ResponseDone)) == 2, 30)
-            await until(lambda: detected)
+            await seen.until(lambda: len(seen.of(ResponseDone)) == 2, 30)
+            await seen.until(lambda: detected)
             heard = [e.text for e in seen.of(TranscriptFinal) if e.role is Role.USER]
             assert "order" in heard[1].lower()
             assert detected == [["order"]]
             await c.say_text("Thanks")
-            await until(lambda: len(seen.of(ResponseDone)) == 3, 30)
+            await seen.until(lambda: len(seen.of(ResponseDone)) == 3, 30)
         prompts = system_prompts(wire)
         assert "A-17" not in prompts[0]
         assert '[orders]\n{"order":"A-17","status":"shipped"}' in prompts[2]
@@ -301,11 +310,9 @@ async def local_realtime_server() -> AsyncIterator[str]:
     config = uvicorn.Config(
         create_realtime_app(warmup=True), log_config=None, log_level="warning", lifespan="on"
     )
-    server = uvicorn.Server(config)
-    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
-    task = asyncio.create_task(server.serve(sockets=[sock]))
+    server = LoopServer(config)
+    task = await start_serving(server, [sock])
     try:
-        await until(lambda: server.started or task.done(), 60)
         yield f"ws://127.0.0.1:{port}/v1/realtime"
     finally:
         server.should_exit = True
@@ -320,17 +327,20 @@ async def test_realtime_semantic_trigger_fires_on_spoken_keyword_only() -> None:
         @app.context_trigger(TriggerType.SEMANTIC, keywords=["order"], roles=(Role.USER,))
         async def orders(session_id: str, found: list[str]) -> dict[str, Any]:
             detected.append(found)
+            seen.watch.notify()
             return {"order": "A-17"}
 
         seen = watch(app)
         async with serve_app(app) as server, call(server, 24000) as c:
             await c.play(to_24k(speak_16k(OTHER) + silence_16k(1.2)))
-            await until(lambda: [e for e in seen.of(TranscriptFinal) if e.role is Role.USER], 30)
-            await until(lambda: seen.of(ResponseDone), 30)
+            await seen.until(
+                lambda: [e for e in seen.of(TranscriptFinal) if e.role is Role.USER], 30
+            )
+            await seen.until(lambda: seen.of(ResponseDone), 30)
             assert detected == []
             await c.play(to_24k(speak_16k(KEYWORD) + silence_16k(1.2)))
-            await until(lambda: detected, 30)
-            await until(lambda: seen.of(ContextInjected), 10)
+            await seen.until(lambda: detected, 30)
+            await seen.until(lambda: seen.of(ContextInjected), 10)
         heard = [e.text.lower() for e in seen.of(TranscriptFinal) if e.role is Role.USER]
         assert "lovely" in heard[0] and "order" in heard[1]
         assert detected == [["order"]]
@@ -348,15 +358,16 @@ async def test_realtime_semantic_trigger_on_scripted_transcripts_sends_an_item()
         @app.context_trigger(TriggerType.SEMANTIC, keywords=["refund"], roles=(Role.USER,))
         async def refunds(session_id: str, found: list[str]) -> dict[str, Any]:
             detected.append(found)
+            seen.watch.notify()
             return {"refund": "approved"}
 
         seen = watch(app)
         async with serve_app(app) as server, call(server, 24000) as c:
             await c.play(bytes(2 * 24000 * 200 // 1000), speed=4)  # one 200 ms "turn"
-            await until(lambda: seen.of(ResponseDone))
+            await seen.until(lambda: seen.of(ResponseDone))
             assert detected == []
             await c.play(bytes(2 * 24000 * 200 // 1000), speed=4)
-            await until(lambda: system_items(up))
+            await poll_until(lambda: system_items(up))
         assert detected == [["refund"]]
         assert system_items(up) == ['[context: refunds]\n{"refund":"approved"}']
 
@@ -373,14 +384,15 @@ async def test_cascade_periodic_trigger_fires_at_its_interval() -> None:
         @app.context_trigger(TriggerType.PERIODIC, interval_seconds=0.2)
         async def clock(session_id: str) -> dict[str, Any]:
             ticks.append(time.monotonic())
+            seen.watch.notify()
             return {"tick": len(ticks)}
 
         seen = watch(app)
         async with serve_app(app) as server, call(server, 16000) as c:
-            await until(lambda: len(ticks) >= 4)
+            await seen.until(lambda: len(ticks) >= 4)
             n = len(ticks)
             await c.say_text("What time is it?")
-            await until(lambda: seen.of(ResponseDone))
+            await seen.until(lambda: seen.of(ResponseDone))
         gaps = [b - a for a, b in itertools.pairwise(ticks)]
         assert all(0.15 <= g <= 0.3 for g in gaps), gaps
         prompt = system_prompts(wire)[0]
@@ -398,7 +410,7 @@ async def test_realtime_periodic_trigger_fires_at_its_interval() -> None:
             return {"tick": len(ticks)}
 
         async with serve_app(app) as server, call(server, 24000):
-            await until(lambda: len(system_items(up)) >= 3)
+            await poll_until(lambda: len(system_items(up)) >= 3)
         gaps = [b - a for a, b in itertools.pairwise(ticks)]
         assert all(0.15 <= g <= 0.3 for g in gaps), gaps
         assert system_items(up)[:3] == [f'[context: clock]\n{{"tick":{i}}}' for i in (1, 2, 3)]
@@ -437,7 +449,7 @@ async def test_cascade_event_trigger_fires_from_rest() -> None:
                 assert r.json() == {"id": c.id, "event": "user_authenticated", "fired": 1}
             assert got == [{"account": "ACC-9"}]
             await c.say_text("Am I logged in?")
-            await until(lambda: seen.of(ResponseDone))
+            await seen.until(lambda: seen.of(ResponseDone))
         assert '[account]\n{"account":"ACC-9","verified":true}' in system_prompts(wire)[0]
 
 
@@ -453,11 +465,11 @@ async def test_realtime_event_trigger_fires_from_rest_and_from_the_app() -> None
                     json={"event": "user_authenticated", "data": {"account": "ACC-1"}},
                 )
                 assert r.status_code == 200, r.text
-            await until(lambda: system_items(up))
+            await poll_until(lambda: system_items(up))
             conv = app.conversation(c.id)
             assert conv is not None
             assert await app.fire(c.id, "user_authenticated", {"account": "ACC-2"}) == 1
-            await until(lambda: len(system_items(up)) == 2)
+            await poll_until(lambda: len(system_items(up)) == 2)
         assert system_items(up) == [
             '[context: account]\n{"account":"ACC-1","verified":true}',
             '[context: account]\n{"account":"ACC-2","verified":true}',
@@ -475,7 +487,7 @@ async def test_cascade_injection_during_a_reply_does_not_interrupt_it() -> None:
         seen = watch(app)
         async with serve_app(app) as server, call(server, 16000) as c:
             await c.say_text("Tell me something")
-            await until(lambda: seen.of(ResponseStarted))
+            await seen.until(lambda: seen.of(ResponseStarted))
             async with httpx.AsyncClient(base_url=server.url) as http:
                 r = await http.post(
                     f"/conversations/{c.id}/context",
@@ -491,14 +503,14 @@ async def test_cascade_injection_during_a_reply_does_not_interrupt_it() -> None:
                     "/conversations/conv_missing/context", json={"key": "k", "data": "v"}
                 )
                 assert r.status_code == 404
-            await until(lambda: seen.of(ResponseDone), 20)
+            await seen.until(lambda: seen.of(ResponseDone), 20)
             done = seen.of(ResponseDone)[0]
             assert done.status == "completed"
             assert done.text == long
             assert not seen.of(Interrupted)
             # (Typing while its audio still plays would barge in: that is not the point.)
             await c.say_text("And now?")
-            await until(lambda: len(seen.of(ResponseDone)) == 2, 20)
+            await seen.until(lambda: len(seen.of(ResponseDone)) == 2, 20)
         first, second = system_prompts(wire)
         assert "inventory" not in first
         assert '[inventory]\n{"sku":"X1","in_stock":3}' in second
@@ -513,16 +525,16 @@ async def test_realtime_injection_during_a_reply_does_not_interrupt_it() -> None
         seen = watch(app)
         async with serve_app(app) as server, call(server, 24000) as c:
             await c.say_text("Count for me")
-            await until(lambda: seen.of(ResponseStarted))
+            await seen.until(lambda: seen.of(ResponseStarted))
             async with httpx.AsyncClient(base_url=server.url) as http:
                 r = await http.post(
                     f"/conversations/{c.id}/context",
                     json={"key": "inventory", "data": {"sku": "X1"}},
                 )
                 assert r.status_code == 202, r.text
-            await until(lambda: system_items(up))
+            await poll_until(lambda: system_items(up))
             assert up.responses_done == 0  # the item arrived while the reply streamed
-            await until(lambda: seen.of(ResponseDone), 20)
+            await seen.until(lambda: seen.of(ResponseDone), 20)
         done = seen.of(ResponseDone)[0]
         assert done.status == "completed" and done.text == words
         assert not seen.of(Interrupted)
@@ -537,16 +549,16 @@ async def test_without_async_injection_a_reply_holds_the_item_back() -> None:
         seen = watch(app)
         async with serve_app(app) as server, call(server, 24000) as c:
             await c.say_text("Count for me")
-            await until(lambda: seen.of(ResponseStarted))
+            await seen.until(lambda: seen.of(ResponseStarted))
             async with httpx.AsyncClient(base_url=server.url) as http:
                 r = await http.post(
                     f"/conversations/{c.id}/context", json={"key": "k", "data": "later"}
                 )
             assert r.json()["deferred"] is True
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.1)  # a window of two of the reply's 50 ms deltas
             assert system_items(up) == []
-            await until(lambda: seen.of(ResponseDone), 20)
-            await until(lambda: system_items(up))
+            await seen.until(lambda: seen.of(ResponseDone), 20)
+            await poll_until(lambda: system_items(up))
         assert system_items(up) == ["[context: k]\nlater"]
 
 

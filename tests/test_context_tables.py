@@ -24,7 +24,7 @@ async def live_call(http: httpx.AsyncClient) -> str:
         found = (await http.get("/conversations", params={"status": "live"})).json()
         if found["conversations"]:
             return str(found["conversations"][0]["id"])
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.02)  # a server process: ask its REST API again
     raise AssertionError("the call never went live")
 
 

@@ -18,7 +18,7 @@ from parley.conversation import (
 )
 from parley.engines import CascadeEngine
 from parley.errors import LocalProtocolError, ProviderError, RemoteProtocolError
-from parley.events import Event, Interrupted, ResponseDone, Role, TurnMetrics
+from parley.events import Event, Interrupted, ResponseDone, ResponseStarted, Role, TurnMetrics
 from parley.testing.caller import SimulatedCaller
 from parley.testing.fakes import FakeLLM, FakeSTT, FakeTTS, FakeVAD, tone
 from parley.testing.transport import memory_transport_pair
@@ -161,10 +161,17 @@ async def test_a_failing_call_does_not_affect_another() -> None:
 
 
 async def test_cancelling_run_cancels_everything_and_closes_the_stream() -> None:
-    stream, _peer = memory_transport_pair()
-    conv = Conversation(stream, engine())
+    stream, peer = memory_transport_pair()
+    answered = asyncio.Event()
+
+    async def on_event(_c: Conversation, event: Event) -> None:
+        if isinstance(event, ResponseStarted):
+            answered.set()
+
+    conv = Conversation(stream, engine(), on_event=on_event)
     task = asyncio.create_task(conv.run())
-    await asyncio.sleep(0.05)
+    await peer.send_text("hello")
+    await asyncio.wait_for(answered.wait(), 5)  # the call is under way: engine, pumps, reply
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

@@ -180,7 +180,7 @@ class CascadeCalls:
                 step = 960  # 20 ms
                 for k in range(0, len(self.audio), step):
                     await ws.send(self.audio[k : k + step])
-                    await asyncio.sleep(0.01)
+                    await asyncio.sleep(0.01)  # a microphone's pace, twice real time
                 reply_bytes = 0
                 while True:
                     frame = parse_server_frame(await asyncio.wait_for(ws.recv(), 90))

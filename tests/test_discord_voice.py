@@ -157,7 +157,7 @@ class VoiceServer:
             seq = self.sequence.get(ssrc, 0)
             self.sequence[ssrc] = seq + 1
             self.transport.sendto(self.crypto.seal(rtp_header(seq, seq * 960, ssrc), opus), to)
-            await asyncio.sleep(0.02 / speed)
+            await asyncio.sleep(0.02 / speed)  # a speaker's pace, ``speed`` × real time
 
 
 def loud_ms(pcm: bytes) -> float:

@@ -35,6 +35,7 @@ from parley.events import (
 from parley.testing.events import EventLog
 from parley.testing.fakes import FakeLLM, FakeSTT, FakeTTS, FakeVAD, silence, tone, tool_call
 from parley.turns import TurnConfig
+from waits import WatchedSTT
 
 RATE = 16000
 
@@ -48,7 +49,7 @@ class Run(EventLog):
         step = 2 * RATE * chunk_ms // 1000
         for i in range(0, len(pcm), step):
             await self.engine.send_audio(pcm[i : i + step])
-            await asyncio.sleep(pace)
+            await asyncio.sleep(pace)  # a caller's pacing; 0 only lets the engine run
 
 
 @asynccontextmanager
@@ -114,11 +115,11 @@ async def test_speculative_transcript_is_reused_when_no_speech_follows() -> None
 
 
 async def test_speech_after_a_short_pause_discards_the_speculation() -> None:
-    stt = FakeSTT(["my number is", "my number is five five five"])
+    stt = WatchedSTT(["my number is", "my number is five five five"])
     async with running(make(stt)) as run:
         # 300 ms pause: past the speculative silence, short of the end of turn.
         await run.feed(silence(100) + tone(500) + silence(300))
-        await asyncio.sleep(0.05)  # the speculative STT starts on the pause
+        await stt.watch.until(lambda: stt.returned >= 1)  # the speculation on the pause
         assert len(stt.calls) == 1
         # Ending on a number, the turn waits the longer "incomplete" silence.
         await run.feed(tone(500) + silence(1200))
@@ -139,12 +140,12 @@ def endpointing(mode: str = "transcript") -> CascadeConfig:
 
 @pytest.mark.parametrize("mode", ["transcript", "acoustic"])
 async def test_finished_sentence_ends_the_turn_before_the_acoustic_wait(mode: str) -> None:
-    stt = FakeSTT("What time is it?")
+    stt = WatchedSTT("What time is it?")
     async with running(make(stt, config=endpointing(mode))) as run:
         # 400 ms of silence, then the audio stops: short of the 640 ms acoustic wait.
         await run.feed(silence(100) + tone(600) + silence(400))
         if mode == "acoustic":
-            await asyncio.sleep(0.3)
+            await stt.watch.until(lambda: stt.returned == 1)  # the complete sentence is in
             assert not run.of(UserSpeechStopped)  # the acoustic wait is not over
             await run.feed(silence(400))
         await run.until(lambda: bool(run.of(ResponseDone)))
@@ -161,15 +162,21 @@ async def test_finished_sentence_ends_the_turn_before_the_acoustic_wait(mode: st
 
 @pytest.mark.parametrize("mode", ["transcript", "acoustic"])
 async def test_trailing_number_waits_longer_than_the_acoustic_wait(mode: str) -> None:
-    stt = FakeSTT(["My number is", "My number is 555-1234."])
+    stt = WatchedSTT(["My number is", "My number is 555-1234."])
+    turns = 1 if mode == "transcript" else 2
+
+    def answered() -> bool:  # every turn transcribed and the last one answered
+        at = [i for i, e in enumerate(run.events) if isinstance(e, TranscriptFinal)]
+        return len(at) == turns and any(isinstance(e, ResponseDone) for e in run.events[at[-1] :])
+
     async with running(make(stt, config=endpointing(mode))) as run:
         await run.feed(silence(100) + tone(600) + silence(200))
-        await asyncio.sleep(0.1)  # the speculative transcript is in and judged
+        # The speculative transcript is in (it is judged before the next frame).
+        await stt.watch.until(lambda: stt.returned == 1)
         await run.feed(silence(600) + tone(500) + silence(200))  # an 800 ms pause
-        await asyncio.sleep(0.1)
+        await stt.watch.until(lambda: stt.returned == 2)  # the second pause's transcript
         await run.feed(silence(1000))
-        await run.until(lambda: len(run.of(TranscriptFinal)) == (1 if mode == "transcript" else 2))
-        await asyncio.sleep(0.1)
+        await run.until(answered)
     finals = [t.text for t in run.of(TranscriptFinal)]
     if mode == "transcript":
         assert finals == ["My number is 555-1234."]  # one turn: the pause was not its end
@@ -183,13 +190,14 @@ async def test_trailing_number_waits_longer_than_the_acoustic_wait(mode: str) ->
 
 
 async def test_transcript_after_speech_resumed_changes_nothing() -> None:
-    stt = FakeSTT(["What time is it?", "What time is it at the"], delay_s=0.15)
+    stt = WatchedSTT(["What time is it?", "What time is it at the"], delay_s=0.15)
     async with running(make(stt, config=endpointing())) as run:
         await run.feed(silence(100) + tone(600) + silence(160))
-        await asyncio.sleep(0.02)  # the first run is under way
+        await stt.watch.until(lambda: len(stt.calls) == 1)  # the first run is under way
         await run.feed(tone(400) + silence(400))  # speech resumed: that run is stale
         # Had the stale "complete" transcript counted, 400 ms > 256 ms would end the turn.
-        await asyncio.sleep(0.3)
+        await stt.watch.until(lambda: stt.returned == 1)  # the second run's; the first was dropped
+        assert len(stt.calls) == 2
         assert not run.of(UserSpeechStopped)
         await run.feed(silence(700))
         await run.until(lambda: bool(run.of(ResponseDone)))
@@ -231,6 +239,7 @@ async def test_barge_in_during_generation_cancels_llm_and_tts_at_once() -> None:
         await run.feed(tone(300))
         await run.until(lambda: bool(run.of(Interrupted)))
         n_audio, n_tts = len(run.of(AudioDelta)), len(tts.texts)
+        # A window, not a wait: a reply still running would add a word every 10 ms.
         await asyncio.sleep(0.2)
         assert len(run.of(AudioDelta)) == n_audio and len(tts.texts) == n_tts
     assert len(llm.requests) == 1 and len(tts.texts) < 20
@@ -249,13 +258,17 @@ async def test_typed_text_is_answered() -> None:
 
 
 async def test_empty_transcript_gives_no_reply() -> None:
-    llm = FakeLLM()
+    llm = FakeLLM(["Hi."])
     async with running(make(FakeSTT(""), llm)) as run:
         await run.feed(utterance())
         await run.until(lambda: bool(run.of(TranscriptFinal)))
-        await asyncio.sleep(0.05)
-    assert run.of(TranscriptFinal)[0].text == "" and not llm.requests
-    assert not run.of(ResponseStarted)
+        assert run.of(TranscriptFinal)[0].text == ""
+        # The engine has moved on when typed text after the empty turn is answered.
+        await run.engine.send_text("hello")
+        await run.until(lambda: bool(run.of(ResponseDone)))
+    assert len(llm.requests) == 1 and llm.requests[0][0][-1].content == "hello"
+    (started,) = run.of(ResponseStarted)
+    assert run.of(ResponseDone)[0].response_id == started.response_id
 
 
 def get_weather(city: str, unit: str = "celsius") -> dict[str, Any]:

@@ -27,7 +27,7 @@ async def test_items_in_order_then_the_end_stops_iteration_every_time() -> None:
 async def test_the_consumer_waits_for_an_item() -> None:
     box: EventOutbox[str] = EventOutbox(2)
     got = asyncio.create_task(anext(aiter(box)))
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one turn of the loop: the task runs up to its wait, no guess
     assert not got.done()
     box.put_nowait("a")
     assert await asyncio.wait_for(got, 1) == "a"
@@ -40,7 +40,7 @@ async def test_put_waits_for_room_put_nowait_raises_and_end_makes_room() -> None
     with pytest.raises(asyncio.QueueFull):
         box.put_nowait(3)
     blocked = asyncio.create_task(box.put(3))
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one turn of the loop: the put runs up to its wait
     assert not blocked.done()
     items = aiter(box)
     assert await anext(items) == 1  # room: the waiting producer goes on
@@ -55,7 +55,7 @@ async def test_a_cancelled_put_passes_the_room_on() -> None:
     box.put_nowait(0)
     first = asyncio.create_task(box.put(1))
     second = asyncio.create_task(box.put(2))
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one turn of the loop: both puts run up to their waits
     first.cancel()
     items = aiter(box)
     assert await anext(items) == 0

@@ -22,6 +22,7 @@ from parley.engines.speech import (
 from parley.errors import ProviderError
 from parley.testing.fakes import FakeSTT, FakeVAD, silence, tone
 from parley.turns import TurnConfig
+from waits import WatchedSTT
 
 RATE = 16000
 FRAME_MS = 32  # FakeVAD's frame
@@ -42,7 +43,8 @@ async def feed(
     out: list[SpeechOutput] = []
     for k, i in enumerate(range(0, len(pcm), step)):
         out += await fe.push([(pcm[i : i + step], t0 + k * chunk_ms / 1000)])
-        await asyncio.sleep(0)  # let a speculative STT task finish as it would live
+        # Live, time passes between chunks: a speculative STT task (no delay) finishes.
+        await asyncio.sleep(0)
     return out
 
 
@@ -168,7 +170,7 @@ async def test_reset_drops_the_utterance_and_positions_go_on() -> None:
     before = fe.position_ms
     fe.reset()
     assert not fe.in_turn
-    await asyncio.sleep(0)
+    await asyncio.wait([speculation])  # the cancellation has taken effect
     assert speculation.cancelled()
     outs = await feed(fe, silence(1000))
     assert outs == [] and fe.position_ms == pytest.approx(before + 1000, abs=FRAME_MS)
@@ -220,9 +222,10 @@ async def test_stt_errors_are_values_and_aclose_cancels_what_runs() -> None:
     fe, _vad, _stt = front(FakeSTT(error=ProviderError("stt down", provider="fake")))
     failed = await fe.transcribe(tone(300))
     assert isinstance(failed.result, ProviderError) and failed.stt_ms >= 0
-    slow, _vad, _ = front(FakeSTT("late", delay_s=10))
+    stt = WatchedSTT("late", delay_s=10)
+    slow, _vad, _ = front(stt)
     task = slow.transcribe(tone(300))
-    await asyncio.sleep(0)
+    await stt.watch.until(lambda: len(stt.calls) == 1)  # under way when aclose comes
     await slow.aclose()
     assert task.cancelled()
     await fe.aclose()

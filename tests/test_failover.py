@@ -13,7 +13,7 @@ from parley.engines.cascade import CascadeEngine
 from parley.engines.failover import FailoverEngine, FailoverPolicy, switch_count
 from parley.engines.realtime import RealtimeConfig, RealtimeEngine
 from parley.engines.seams import HistorySeedable
-from parley.events import EngineSwitched, Event, ResponseDone, Role
+from parley.events import EngineSwitched, ErrorEvent, Event, ResponseDone, Role
 from parley.providers.openai_llm import OpenAILLM
 from parley.providers.seams import LLM
 from parley.realtime_server import RealtimeBackend, cascade_maker, create_realtime_app
@@ -22,15 +22,9 @@ from parley.testing.fakes import FakeLLM, FakeSTT, FakeTTS, FakeVAD, silence, to
 from parley.testing.realtime_upstream import RealtimeUpstream, ScriptedResponse
 from parley.testing.transport import MemoryPeer, ReplyAudio, memory_transport_pair
 from servers import serve_asgi
+from waits import poll_until
 
 PCM_MS = 48  # PCM16 24 kHz
-
-
-async def wait_for(pred: Callable[[], bool], limit_s: float = 5.0) -> None:
-    # Polls state another task changes over a real socket (no event to wait on).
-    async with asyncio.timeout(limit_s):
-        while not pred():  # noqa: ASYNC110
-            await asyncio.sleep(0.005)
 
 
 def realtime(up: RealtimeUpstream, attempts: int = 3) -> RealtimeEngine:
@@ -76,11 +70,18 @@ class Call:
     def done(self) -> list[ResponseDone]:
         return [e for e in self.events if isinstance(e, ResponseDone) and e.status == "completed"]
 
-    async def until_done(self, n: int) -> None:
-        async with asyncio.timeout(10):
-            while len(self.done()) < n:
+    def of(self, kind: type[Event]) -> list[Event]:
+        return [e for e in self.events if isinstance(e, kind)]
+
+    async def until(self, predicate: Callable[[], bool], limit_s: float = 10.0) -> None:
+        """Wait until ``predicate()`` holds, checked at each event of the call."""
+        async with asyncio.timeout(limit_s):
+            while not predicate():
                 self.changed.clear()
                 await self.changed.wait()
+
+    async def until_done(self, n: int) -> None:
+        await self.until(lambda: len(self.done()) >= n)
 
 
 async def test_refused_upstream_continues_on_the_cascade() -> None:
@@ -123,13 +124,14 @@ async def test_mid_call_drop_with_no_way_back_carries_the_conversation() -> None
         call = Call(engine)
         task = asyncio.create_task(call.conv.run())
         listener = asyncio.create_task(call.listen())
-        await wait_for(lambda: bool(up.connections))
+        await poll_until(lambda: bool(up.connections))
         await call.peer.send_audio(bytes(200 * PCM_MS))  # one turn on the realtime engine
         await call.until_done(1)
         await call.peer.report_playback(call.done()[0].response_id, 1e9)
         up.refuse_connections = True
         await up.drop()  # the upstream dies and does not come back
-        await wait_for(lambda: engine.active == "cascade")
+        await call.until(lambda: bool(call.of(EngineSwitched)))
+        assert engine.active == "cascade"
         await speak(call.peer)
         await call.until_done(2)
         await call.peer.hangup()
@@ -157,13 +159,14 @@ async def test_repeated_errors_within_the_window_switch() -> None:
         )
         call = Call(engine)
         task = asyncio.create_task(call.conv.run())
-        await wait_for(lambda: bool(up.connections) and bool(up.current.events))
+        await poll_until(lambda: bool(up.connections) and bool(up.current.events))
         for _ in range(2):
             await up.send_error("server_error", "The server had an error")
-        await asyncio.sleep(0.1)
+        await call.until(lambda: len(call.of(ErrorEvent)) == 2)  # both seen by the engine
         assert engine.active == "realtime"  # two failures: not yet
         await up.send_error("server_error", "The server had an error")
-        await wait_for(lambda: engine.active == "cascade")
+        await call.until(lambda: bool(call.of(EngineSwitched)))
+        assert engine.active == "cascade"
         await call.peer.hangup()
         await asyncio.wait_for(task, 5)
     switched = [e for e in call.events if isinstance(e, EngineSwitched)]
@@ -204,7 +207,8 @@ async def test_a_killed_local_realtime_server_fails_over_with_the_history() -> N
             await call.until_done(1)
             await call.peer.report_playback(call.done()[0].response_id, 1e9)
         # serve_asgi's exit stopped the server: the socket is gone and nothing listens.
-        await wait_for(lambda: engine.active == "cascade", 10)
+        await call.until(lambda: bool(call.of(EngineSwitched)))
+        assert engine.active == "cascade"
         await speak(call.peer)
         await call.until_done(2)
         await call.peer.hangup()

@@ -7,10 +7,9 @@ refusals and the progress — and the progress REST route over a real server."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import json
-from collections.abc import AsyncIterator, Callable, Generator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +42,7 @@ from parley.testing import (
     memory_transport_pair,
     split_words,
 )
-from servers import free_port
+from servers import LoopServer, free_port, start_serving
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 RATE = 16000
@@ -566,24 +565,13 @@ async def test_restaurant_flow_on_the_realtime_engine() -> None:
 # -- the progress route over a real server --------------------------------------------------
 
 
-class _LoopServer(uvicorn.Server):
-    """uvicorn on the test's loop: leave the process's signal handlers alone."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
-
-
 @asynccontextmanager
 async def serve(api: FastAPI) -> AsyncIterator[str]:
     port = free_port()
     config = uvicorn.Config(api, host="127.0.0.1", port=port, log_config=None, lifespan="off")
-    server = _LoopServer(config)
-    task = asyncio.create_task(server.serve())
+    server = LoopServer(config)
+    task = await start_serving(server)
     try:
-        async with asyncio.timeout(5):
-            while not server.started:  # noqa: ASYNC110 - uvicorn offers no started event
-                await asyncio.sleep(0.01)
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True

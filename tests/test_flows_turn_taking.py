@@ -14,10 +14,11 @@ import pytest
 from parley.endpointing import EndOfTurn, EndOfTurnInput, Expectation, PhasePolicy
 from parley.engines import CascadeEngine
 from parley.errors import ConfigError
-from parley.events import PhaseChanged, Role, TranscriptFinal, TurnMetrics
+from parley.events import PhaseChanged, ResponseDone, Role, TranscriptFinal, TurnMetrics
 from parley.flows import FlowConfig, FlowController, FlowEngine
 from parley.testing.events import EventLog
-from parley.testing.fakes import FakeLLM, FakeSTT, FakeTTS, FakeVAD, silence, tone
+from parley.testing.fakes import FakeLLM, FakeTTS, FakeVAD, silence, tone
+from waits import WatchedSTT
 
 RATE = 16000
 
@@ -87,11 +88,11 @@ class Run(EventLog):
         step = 2 * RATE * chunk_ms // 1000
         for i in range(0, len(pcm), step):
             await self.engine.send_audio(pcm[i : i + step])
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # no pacing: only lets the engine take the chunk
 
 
 @asynccontextmanager
-async def running(controller: FlowController, stt: FakeSTT) -> AsyncIterator[Run]:
+async def running(controller: FlowController, stt: WatchedSTT) -> AsyncIterator[Run]:
     engine = CascadeEngine(
         FakeVAD(RATE), stt, FakeLLM(["Thanks."]), FakeTTS(RATE, ms_per_char=1.0), tools=controller
     )
@@ -103,13 +104,20 @@ async def running(controller: FlowController, stt: FakeSTT) -> AsyncIterator[Run
         await run.engine.close()
 
 
-async def read_out_a_number(run: Run) -> None:
+async def read_out_a_number(run: Run, stt: WatchedSTT) -> None:
     """Digits, a 1.1 s pause, the rest of the digits, then silence."""
     await run.feed(silence(100) + tone(600) + silence(200))
-    await asyncio.sleep(0.1)  # the speculative transcript is in and judged
+    # The speculative transcript is in (it is judged before the next frame).
+    await stt.watch.until(lambda: stt.returned == 1)
     await run.feed(silence(900) + tone(500) + silence(200))
-    await asyncio.sleep(0.1)
+    await stt.watch.until(lambda: stt.returned == 2)  # the next pause's transcript
     await run.feed(silence(2500))
+
+
+def answered(run: Run, turns: int) -> bool:
+    """``turns`` user turns transcribed, and the last one answered."""
+    at = [i for i, e in enumerate(run.events) if isinstance(e, TranscriptFinal)]
+    return len(at) == turns and any(isinstance(e, ResponseDone) for e in run.events[at[-1] :])
 
 
 @pytest.mark.parametrize("phase", ["callback", "chat"])
@@ -117,14 +125,13 @@ async def test_a_phase_collecting_a_phone_number_waits_for_the_digits(phase: str
     # The STT's runs: the speculation at the pause, then at the next pause what was
     # said since the turn began (the whole number, or the cut turn's rest).
     rest = "It's 555 123 4567." if phase == "callback" else "4567."
-    stt = FakeSTT(["It's 555 123", rest])
+    stt = WatchedSTT(["It's 555 123", rest])
     controller = FlowController(flow())
     async with running(controller, stt) as run:
         if phase == "chat":  # the next phase has no turn_taking of its own
             assert (await controller.transition_to("chat"))["ok"]  # the engine is updated
-        await read_out_a_number(run)
-        await run.until(lambda: bool(run.of(TurnMetrics)))  # the last turn's reply
-        await asyncio.sleep(0.05)
+        await read_out_a_number(run, stt)
+        await run.until(lambda: answered(run, 1 if phase == "callback" else 2))
     finals = [t.text for t in run.of(TranscriptFinal) if t.role is Role.USER]
     metrics = run.of(TurnMetrics)
     if phase == "callback":

@@ -84,7 +84,7 @@ async def main():
     speaker = SoundDeviceSpeaker(16000, device="parley_speaker", block_ms=20)
     speaker.write(bytes.fromhex(sys.argv[1]))
     while speaker.queued_ms > 0:
-        await asyncio.sleep(0.001)
+        await asyncio.sleep(0.001)  # the device plays on its own clock
     print("\\nplayed", speaker.played_ms)
     await speaker.close()
 

@@ -148,7 +148,7 @@ async def test_timing_and_analytics_measure_the_rest_of_the_chain() -> None:
 
     class Slow:
         async def process(self, context: MiddlewareContext, next: Next) -> MiddlewareContext:
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.02)  # a middleware that takes time: what is measured
             return await next(context)
 
     timing, analytics = TimingMiddleware("all"), AnalyticsMiddleware()

@@ -271,8 +271,12 @@ async def test_audio_preprocessor_reaches_the_vad_and_the_stt() -> None:
         # own bound method, with no wrapper around it.
         assert conv._to_engine == conv._inbound.convert  # type: ignore[union-attr]
         await peer.send_audio(quiet)
-        await asyncio.sleep(0.3)
+        # The engine takes audio and text in order: once text typed after the audio is
+        # answered, the audio has been through the VAD.
+        await peer.send_text("are you there?")
+        await events.until(lambda: bool(events.of(ResponseDone)))
     assert plain.stt.calls == []  # type: ignore[attr-defined]
+    assert [t.text for t in events.of(TranscriptFinal)] == ["are you there?"]
 
     amplified = run(gain=True)
     async with live_call(amplified) as (conv, peer, events):

@@ -54,14 +54,16 @@ async def test_echo_without_user_words() -> None:
 async def test_echo_stream_is_cancellable_between_words() -> None:
     echo = EchoResponder(word_delay_s=0.05)
     got: list[str] = []
+    first = asyncio.Event()
 
     async def consume() -> None:
         async for chunk in echo.stream(convo("one two three four five six seven eight")):
             assert isinstance(chunk, str)
             got.append(chunk)
+            first.set()
 
     task = asyncio.create_task(consume())
-    await asyncio.sleep(0.12)
+    await asyncio.wait_for(first.wait(), 5)  # under way: the next word is 50 ms off
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

@@ -200,12 +200,14 @@ def test_registry_loads_once_under_concurrent_first_use() -> None:
     def slow_loader() -> object:
         calls.append(threading.get_ident())
         gate.wait(1.0)
-        time.sleep(0.01)
+        time.sleep(0.01)  # a load takes time
         return object()
 
     name = "test:concurrent-first-use"
     with ThreadPoolExecutor(8) as pool:
         futures = [pool.submit(get_model, name, slow_loader) for _ in range(8)]
+        # A window for the other seven to queue behind the first load (a lock shows no
+        # waiters to wait on); one that comes later finds the model loaded, as it should.
         time.sleep(0.05)
         gate.set()
         results = [f.result() for f in futures]

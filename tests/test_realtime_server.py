@@ -36,14 +36,9 @@ from parley.realtime_server import (
 )
 from parley.testing.fakes import FakeLLM, FakeSTT, FakeTTS, FakeVAD, silence, tone
 from parley.turns import TurnConfig
+from servers import LoopServer, start_serving
 
 FAKE_TTS_MS_PER_CHAR = 20.0
-
-
-class _Server(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self):  # type: ignore[no-untyped-def]
-        yield  # on the test's loop: leave the process's signal handlers alone
 
 
 class Stack(NamedTuple):
@@ -69,12 +64,8 @@ async def serve(stack: Stack, *, api_key: str | None = None) -> AsyncIterator[st
         lifespan="on",
         timeout_graceful_shutdown=2,
     )
-    server = _Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.005)
+    server = LoopServer(config)
+    task = await start_serving(server, [sock])
     try:
         yield f"ws://127.0.0.1:{port}/v1/realtime"
     finally:

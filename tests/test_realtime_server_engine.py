@@ -31,20 +31,22 @@ from parley.testing.fakes import FakeLLM, FakeSTT, FakeTTS, FakeVAD
 from parley.transports.socket import StarletteSocket
 from servers import serve_asgi
 from test_realtime_server import recv, send, until
+from waits import Watch
 
 
 class RecordingSocket:
     """A real Starlette socket that also keeps every frame the server sends."""
 
-    def __init__(self, inner: StarletteSocket, frames: list[dict[str, Any]]) -> None:
+    def __init__(self, inner: StarletteSocket, board: Switchboard) -> None:
         self._inner = inner
-        self._frames = frames
+        self._board = board
 
     async def receive(self) -> str | bytes | None:
         return await self._inner.receive()
 
     async def send_text(self, data: str) -> None:
-        self._frames.append(json.loads(data))
+        self._board.frames.append(json.loads(data))
+        self._board.watch.notify()
         await self._inner.send_text(data)
 
     async def send_bytes(self, data: bytes) -> None:
@@ -57,12 +59,13 @@ class RecordingSocket:
 @dataclass
 class Switchboard:
     """What the test's route did per connection: the engines it built, every engine
-    event ``on_event`` saw, every frame sent."""
+    event ``on_event`` saw, every frame sent; ``watch`` is notified of each of those."""
 
     engines: list[RealtimeSessionEngine] = field(default_factory=list)
     seen: list[Event] = field(default_factory=list)
     frames: list[dict[str, Any]] = field(default_factory=list)
     url: str = ""
+    watch: Watch = field(default_factory=Watch)
 
     def sent(self, kind: str) -> list[dict[str, Any]]:
         return [f for f in self.frames if f["type"] == kind]
@@ -79,12 +82,13 @@ async def switchboard(*, tts_delay_s: float = 0.0) -> AsyncIterator[Switchboard]
 
     async def on_event(event: Event) -> None:
         board.seen.append(event)
+        board.watch.notify()
 
     async def endpoint(websocket: WebSocket) -> None:
         await websocket.accept()
         engine = make_engine()  # the switchboard's own engine for this call
         board.engines.append(engine)
-        socket = RecordingSocket(StarletteSocket(websocket), board.frames)
+        socket = RecordingSocket(StarletteSocket(websocket), board)
         await serve_realtime(socket, backend, engine, model="custom-model", on_event=on_event)
 
     app = Starlette(routes=[WebSocketRoute("/v1/realtime", endpoint)])
@@ -138,13 +142,14 @@ async def test_response_cancel_cancels_at_the_engine() -> None:
         await send(ws, {"type": "response.cancel"})
         events = await until(ws, "response.done")
         assert events[-1]["response"]["status"] == "cancelled"
-        async with asyncio.timeout(5):  # the engine itself ends the reply, cancelled
-            while not any(  # noqa: ASYNC110 - on_event is the only signal there is
-                isinstance(e, ResponseDone) and e.status == "cancelled" for e in board.seen
-            ):
-                await asyncio.sleep(0.01)
+        # The engine itself ends the reply, cancelled (on_event shows it).
+        await board.watch.until(
+            lambda: any(isinstance(e, ResponseDone) and e.status == "cancelled" for e in board.seen)
+        )
         n = len(board.sent("response.output_audio.delta"))
-        await asyncio.sleep(0.3)  # the TTS would still be speaking: nothing more comes
+        # A window on the TTS's clock, not a wait: it would still be speaking, and
+        # nothing more comes.
+        await asyncio.sleep(0.3)
         assert len(board.sent("response.output_audio.delta")) == n
 
 
@@ -169,9 +174,7 @@ async def test_voice_client_interrupt_truncates_the_live_reply_without_an_error(
             await client.interrupt()
             heard = speaker.played_ms
             info = await asyncio.wait_for(done.get(), 5)
-            async with asyncio.timeout(5):
-                while not board.sent("response.done"):  # noqa: ASYNC110 - frames of a socket
-                    await asyncio.sleep(0.01)
+            await board.watch.until(lambda: bool(board.sent("response.done")))
     assert errors == [] and not board.sent("error")
     (truncated,) = board.sent("conversation.item.truncated")
     assert abs(truncated["audio_end_ms"] - heard) < 80

@@ -16,7 +16,6 @@ PCM16 16 kHz) shows the same counters do see that work when it happens.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import subprocess
@@ -85,7 +84,7 @@ def realtime_server() -> Iterator[str]:
             except OSError:
                 if time.monotonic() > deadline:
                     pytest.fail("parley realtime-server did not listen within 90 s")
-                time.sleep(0.1)
+                time.sleep(0.1)  # another process: it shows it listens only by accepting
         yield f"ws://127.0.0.1:{port}/v1/realtime"
     finally:
         proc.terminate()
@@ -161,13 +160,10 @@ async def call(app: Parley, caller: bytes) -> tuple[CallResult, str, list[dict[s
             reply_timeout_s=20.0,
             reply_gap_s=0.8,
         )
+        # The call registry says when the call has ended (its record is stored by then).
+        assert await app.calls.wait_finished(app.calls.records(), 10)
         async with httpx.AsyncClient(base_url=server.url) as client:
-            # An ended call lives in the session store: wait for it to be listed there.
-            for _ in range(200):
-                ended = (await client.get("/conversations", params={"status": "ended"})).json()
-                if ended["conversations"]:
-                    break
-                await asyncio.sleep(0.05)
+            ended = (await client.get("/conversations", params={"status": "ended"})).json()
             (conversation,) = ended["conversations"]
             r = await client.get(f"/conversations/{conversation['id']}/transcript")
     assert r.status_code == 200, r.text

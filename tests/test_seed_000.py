@@ -91,6 +91,8 @@ def offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 async def until(cond: Callable[[], object], within: float = 15.0) -> None:
+    # For a trigger's injection into a live call's context: the document's handlers are
+    # verbatim and ContextManager has no change event.
     deadline = time.monotonic() + within
     while not cond():
         assert time.monotonic() < deadline, "condition not met in time"
@@ -533,7 +535,7 @@ def test_analytics_dashboard(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, "the dashboard did not start"
             with contextlib.suppress(httpx.TransportError):
                 page = httpx.get(f"http://localhost:{port}/", timeout=1)
-            time.sleep(0.05)
+            time.sleep(0.05)  # another process: it shows it is up only over HTTP
         assert page.status_code == 200 and "Parley" in page.text
         script = httpx.get(f"http://localhost:{port}/static/dashboard.js", timeout=5)
         assert script.status_code == 200

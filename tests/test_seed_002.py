@@ -124,7 +124,7 @@ async def send_audio(ws: Any, pcm: bytes, *, chunk_ms: int = 20) -> None:
     for i in range(0, len(pcm), step):
         chunk = base64.b64encode(pcm[i : i + step]).decode()
         await ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": chunk}))
-        await asyncio.sleep(chunk_ms / 1000)
+        await asyncio.sleep(chunk_ms / 1000)  # a microphone's pace
 
 
 async def events_until(ws: Any, done: str, *, within: float = 15.0) -> list[dict[str, Any]]:
@@ -479,7 +479,7 @@ async def test_a_phase_max_duration_seconds_is_its_time_budget() -> None:
     config["phases"]["greeting"]["max_duration_seconds"] = 0.2
     controller = FlowController(GuidedConversation.parse(config).to_flow())
     assert "time budget" not in controller.instructions
-    await asyncio.sleep(0.25)
+    await asyncio.sleep(0.25)  # the clock under test: the phase's 0.2 s budget passes
     await controller.observe(ResponseDone("r1", text="Hello!"))
     # greeting has no way out on its budget: the model is told to finish
     assert controller.phase == "greeting"
@@ -489,7 +489,7 @@ async def test_a_phase_max_duration_seconds_is_its_time_budget() -> None:
     assert (await controller.transition_to("ordering"))["ok"] is True
     await controller.observe(ResponseDone("r2", text="What will it be?"))
     assert controller.phase == "ordering"  # its budget starts afresh
-    await asyncio.sleep(0.25)
+    await asyncio.sleep(0.25)  # and runs out on the clock
     await controller.observe(ResponseDone("r3", text="Anything else?"))
     assert controller.phase == "confirmation"  # ordering's budget moved it on
     assert controller.progress().phases_visited == ("greeting", "ordering", "confirmation")

@@ -43,6 +43,7 @@ from parley.providers.seams import ToolSpec
 from parley.realtime_server import cascade_maker, create_realtime_app, offline_backend
 from parley.testing import OpenAIWireServer, ScriptedReply, ScriptedToolCall, split_words
 from parley.testing.realtime_upstream import RealtimeUpstream, ScriptedResponse
+from servers import LoopServer
 from speech import normalise, speak
 from test_voice_client import hand_cost_gpt_realtime, realtime_server
 
@@ -64,13 +65,19 @@ def offline_api() -> Iterator[str]:
     config = uvicorn.Config(
         app, log_config=None, log_level="warning", lifespan="on", ws="websockets-sansio"
     )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])))
+    server = LoopServer(config)
+
+    def serve() -> None:
+        try:
+            asyncio.run(server.serve(sockets=[sock]))
+        finally:
+            server.listening_threadsafe.set()  # a failed start wakes the test too
+
+    thread = threading.Thread(target=serve)
     thread.start()
-    deadline = time.monotonic() + 120  # the first start loads Silero, Whisper and Piper
-    while not server.started:  # uvicorn offers a flag, not an event
-        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
-        time.sleep(0.02)
+    # The first start loads Silero, Whisper and Piper.
+    server.listening_threadsafe.wait(120)
+    assert server.started and thread.is_alive(), "server did not start"
     try:
         yield f"http://127.0.0.1:{port}/v1"
     finally:
@@ -394,10 +401,15 @@ async def test_api_reference_methods(
     before = engine.get_metrics()
     await engine.send_text("one two three four five six seven eight nine ten " * 3)
     enough = before["audio"]["received_ms"] + 1000  # a second of the long reply
+    heard_enough = asyncio.Event()
+
+    def on_audio(pcm: bytes) -> None:  # called with each chunk, once it is counted
+        if engine.get_metrics()["audio"]["received_ms"] >= enough:
+            heard_enough.set()
+
+    engine.on_audio_response = on_audio
     async with asyncio.timeout(60):
-        # Reply audio arrives without an event to wait on.
-        while engine.get_metrics()["audio"]["received_ms"] < enough:  # noqa: ASYNC110
-            await asyncio.sleep(0.05)
+        await heard_enough.wait()
     during = engine.get_metrics()["interruptions"]
     assert engine.client.speaker.queued_ms > 0  # the long reply is playing
     await engine.interrupt()

@@ -76,7 +76,10 @@ async def test_rest_created_conversation_streams_audio_both_ways(server: Running
             info = (await client.get(f"/conversations/{created['id']}")).json()
             assert (info["status"], info["kind"], info["user_id"]) == ("live", "browser", "u-1")
             assert info["metadata"] == {"page": "/t"}
-        await asyncio.sleep(0.1)
+            assert server.app is not None
+            record = server.app.calls.get(created["id"])
+            assert record is not None
+        assert await server.app.calls.wait_finished([record], 5)  # the registry's own event
         info = (await client.get(f"/conversations/{created['id']}")).json()
         assert info["status"] == "ended"
 

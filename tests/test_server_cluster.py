@@ -68,7 +68,7 @@ async def test_rest_commands_reach_the_node_holding_the_call(redis: RedisServer)
                 info = (await on_a.get(f"/conversations/{cid}")).json()
                 if info["status"] == "ended":
                     break
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.05)  # node B ends it in its own process: ask A again
             assert info["status"] == "ended" and info["end_reason"] == "requested"
 
 
@@ -154,5 +154,5 @@ async def test_a_dead_nodes_calls_are_marked_ended_by_its_lease(redis: RedisServ
                 info = (await http.get(f"/conversations/{ready.session_id}")).json()
                 if info["status"] == "ended":
                     break
-                await asyncio.sleep(0.1)
+                await asyncio.sleep(0.1)  # the lease lapses on the clock, seen by another process
         assert info["status"] == "ended" and info["end_reason"] == "node_lost"

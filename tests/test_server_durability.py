@@ -4,7 +4,6 @@ REST, and the browser reconnects with its session id and goes on with its histor
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import httpx
@@ -112,13 +111,13 @@ async def test_a_dropped_browser_call_resumes_with_its_history() -> None:
                 ready = parse_server_frame(await ws.recv())
                 assert isinstance(ready, ReadyMessage)
                 assert await say(ws, "My name is Ana.") == "Nice to meet you, Ana."
+                record = app.calls.get(ready.session_id)
+                assert record is not None
             # closed without a stop: the call ended as "disconnected"
-            for _ in range(100):
-                stored = await app.session(ready.session_id)
-                if stored is not None and stored.record.status == "ended":
-                    break
-                await asyncio.sleep(0.02)
-            assert stored is not None and stored.record.end_reason == "disconnected"
+            assert await app.calls.wait_finished([record], 5)  # the registry's own event
+            stored = await app.session(ready.session_id)
+            assert stored is not None and stored.record.status == "ended"
+            assert stored.record.end_reason == "disconnected"
             async with websockets.connect(srv.ws_url("/ws/audio"), max_size=None) as ws:
                 await ws.send(encode_client_message(StartMessage(session_id=ready.session_id)))
                 again = parse_server_frame(await ws.recv())

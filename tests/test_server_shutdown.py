@@ -21,7 +21,15 @@ async def pump(phone: TwilioPhone, stop: asyncio.Event) -> None:
             await phone.send_media(FRAME)
         except websockets.ConnectionClosed:
             return
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.02)  # a phone line's pace
+
+
+async def until_draining(server: ServerProcess) -> None:
+    """The server process takes SIGTERM in its own time: ask its health until it says
+    it drains (another process: its answers are all there is to wait on)."""
+    async with httpx.AsyncClient(base_url=server.url) as client, asyncio.timeout(5):
+        while (await client.get("/healthz")).json()["status"] != "draining":  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
 
 
 async def count_media(phone: TwilioPhone, seconds: float) -> int:
@@ -44,7 +52,7 @@ async def test_sigterm_drains_live_calls_and_refuses_new_ones() -> None:
             assert await count_media(phone, 0.3) > 5
             t0 = time.monotonic()
             server.terminate()
-            await asyncio.sleep(0.2)
+            await until_draining(server)
             # Draining: the live call goes on ...
             assert await count_media(phone, 0.5) > 10
             # ... new calls and conversations are refused ...
@@ -81,7 +89,7 @@ async def test_server_stops_as_soon_as_the_last_call_hangs_up() -> None:
             await phone.receive()
             t0 = time.monotonic()
             server.terminate()
-            await asyncio.sleep(0.3)
+            await until_draining(server)
             await phone.stop()  # the caller hangs up during the drain
         code = await asyncio.to_thread(server.wait, 15)
         assert time.monotonic() - t0 < 5, server.output

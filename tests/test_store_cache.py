@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -13,6 +13,7 @@ import pytest
 from parley.store.cache import CachedProvider, ContextCache, MemoryContextCache, cache_scope
 from parley.store.redis_kv import RedisContextCache
 from parley.testing.redis_server import RedisServer
+from waits import Watch
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +32,30 @@ async def cache(request: pytest.FixtureRequest, redis_url: str) -> AsyncIterator
     await c.aclose()
 
 
+class WatchedGets:
+    """A cache as it is, with ``gets`` counting the lookups that have answered."""
+
+    def __init__(self, inner: ContextCache) -> None:
+        self.inner = inner
+        self.gets = 0
+        self.watch = Watch()
+
+    async def get(self, scope: str, provider: str) -> dict[str, Any] | None:
+        try:
+            return await self.inner.get(scope, provider)
+        finally:
+            self.gets += 1
+            self.watch.notify()
+
+    async def put(
+        self, scope: str, provider: str, value: Mapping[str, Any], ttl_seconds: float
+    ) -> None:
+        await self.inner.put(scope, provider, value, ttl_seconds)
+
+    async def invalidate(self, scope: str, provider: str | None = None) -> None:
+        await self.inner.invalidate(scope, provider)
+
+
 async def test_cached_provider_hits_misses_and_invalidation(cache: ContextCache) -> None:
     seen: list[str] = []
     gate = asyncio.Event()
@@ -40,10 +65,13 @@ async def test_cached_provider_hits_misses_and_invalidation(cache: ContextCache)
         await gate.wait()
         return {"name": user_id.title(), "orders": [1, 2]}
 
-    cached = CachedProvider(user_context, cache, ttl_seconds=60)
+    watched = WatchedGets(cache)
+    cached = CachedProvider(user_context, watched, ttl_seconds=60)
     # ten calls starting together: the backend is asked once
     calls = [asyncio.create_task(cached("alice", tenant="acme")) for _ in range(10)]
-    await asyncio.sleep(0)
+    # Each goes from its cache miss straight to the backend or to the flight under way
+    # (no await in between): once all ten lookups answered, all ten are there.
+    await watched.watch.until(lambda: watched.gets == 10)
     gate.set()
     results = await asyncio.gather(*calls)
     assert all(r == {"name": "Alice", "orders": [1, 2]} for r in results)

@@ -20,22 +20,17 @@ from parley.conversation.triggers import (
 )
 from parley.errors import ConfigError
 from parley.events import Interrupted, ResponseDone, ResponseStarted, Role, TranscriptFinal
+from waits import Watch
 
 
 class Sink:
-    def __init__(self) -> None:
+    def __init__(self, watch: Watch | None = None) -> None:
         self.sent: list[tuple[str, object]] = []
+        self.watch = watch or Watch()
 
     async def inject_context(self, key: str, data: object) -> None:
         self.sent.append((key, data))
-
-
-async def until(cond: Any, within: float = 2.0) -> None:
-    deadline = time.monotonic() + within
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.005)
+        self.watch.notify()
 
 
 def test_stems_fold_inflections() -> None:
@@ -87,6 +82,7 @@ def test_bad_triggers_fail_at_registration(kwargs: dict[str, Any], field: str) -
 
 
 def runner(*triggers: ContextTrigger, **kw: Any) -> tuple[TriggerRunner, Sink]:
+    """A runner on a sink; the handlers notify ``sink.watch`` too, for a test to wait."""
     sink = Sink()
     return TriggerRunner("conv_1", ContextManager(sink), triggers=triggers, **kw), sink
 
@@ -96,44 +92,54 @@ async def test_semantic_trigger_fires_on_user_and_agent_words_only_when_matched(
 
     async def orders(session_id: str, detected: list[str]) -> dict[str, Any]:
         calls.append((session_id, detected))
+        sink.watch.notify()
         return {"last_order": "A-17", "status": "shipped"}
 
     r, sink = runner(ContextTrigger(TriggerType.SEMANTIC, orders, keywords=("order", "refund")))
     await r.start()
     await r.observe(TranscriptFinal(Role.USER, "What a lovely day"))
-    await asyncio.sleep(0.02)
-    assert calls == [] and sink.sent == []
+    # Each transcript is checked in a task of its own, in order: once the next one's
+    # injection is in, the first check is long over, and it called nothing.
     await r.observe(TranscriptFinal(Role.USER, "Where is my order? I want a refund."))
-    await until(lambda: sink.sent)
+    await sink.watch.until(lambda: bool(sink.sent))
     assert calls == [("conv_1", ["order", "refund"])]
     assert sink.sent == [("orders", '{"last_order":"A-17","status":"shipped"}')]
     assert r.manager.entries["orders"].source == "trigger:semantic"
     await r.observe(ResponseDone("resp_1", text="Your order has shipped."))
-    await until(lambda: len(calls) == 2)
+    await sink.watch.until(lambda: len(calls) == 2)
     assert calls[1] == ("conv_1", ["order"])
     await r.close()
 
 
 async def test_semantic_trigger_roles_and_cooldown() -> None:
     calls: list[list[str]] = []
+    checked: list[list[str]] = []  # a second trigger: its run says the first was checked
 
     async def billing(session_id: str, detected: list[str]) -> None:
         calls.append(detected)
+        sink.watch.notify()
 
-    r, _ = runner(
+    async def after(session_id: str, detected: list[str]) -> None:
+        checked.append(detected)
+        sink.watch.notify()
+
+    r, sink = runner(
         ContextTrigger(
             TriggerType.SEMANTIC,
             billing,
             keywords=("invoice",),
             roles=frozenset({Role.USER}),
             cooldown_seconds=60,
-        )
+        ),
+        ContextTrigger(TriggerType.SEMANTIC, after, keywords=("invoice",)),
     )
     await r.observe(ResponseDone("resp_1", text="Here is your invoice"))  # agent: ignored
     await r.observe(TranscriptFinal(Role.USER, "send the invoice"))
-    await until(lambda: calls)
+    await sink.watch.until(lambda: bool(calls) and len(checked) == 2)
     await r.observe(TranscriptFinal(Role.USER, "the invoice again"))  # within the cooldown
-    await asyncio.sleep(0.02)
+    # The triggers are checked in order, each in a task: the second one's run comes
+    # after the first one's check.
+    await sink.watch.until(lambda: len(checked) == 3)
     assert calls == [["invoice"]]
     await r.close()
 
@@ -176,18 +182,19 @@ async def test_periodic_trigger_fires_at_its_interval() -> None:
 
     async def tick(session_id: str) -> dict[str, int]:
         times.append(time.monotonic())
+        sink.watch.notify()
         return {"tick": len(times)}
 
     r, sink = runner(ContextTrigger(TriggerType.PERIODIC, tick, interval_seconds=0.05))
     t0 = time.monotonic()
     await r.start()
-    await until(lambda: len(times) >= 4)
+    await sink.watch.until(lambda: len(times) >= 4)
     await r.close()
     gaps = [b - a for a, b in zip([t0, *times], times, strict=False)]
     assert all(0.03 <= g <= 0.12 for g in gaps), gaps
     assert sink.sent[0] == ("tick", '{"tick":1}')
     n = len(times)
-    await asyncio.sleep(0.12)
+    await asyncio.sleep(0.12)  # a window of two intervals: a tick still scheduled would come
     assert len(times) == n  # closed: no more ticks
 
 
@@ -230,7 +237,7 @@ async def test_providers_run_at_start_and_again_when_their_cache_expires() -> No
     r, sink = runner(providers=(provider,), user_id="u7")
     await r.start()
     assert sink.sent == [("account", '{"user":"u7","version":1}')]  # before start returns
-    await until(lambda: len(sink.sent) >= 3)
+    await sink.watch.until(lambda: len(sink.sent) >= 3)
     assert sink.sent[1] == ("account", '{"user":"u7","version":2}')
     await r.close()
 

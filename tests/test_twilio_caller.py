@@ -200,7 +200,7 @@ class _TwilioEcho:
             self.sent_marks.append(name)
             await ws.send(stream.mark(name), text=True)
         if self.clear_after_ms is not None:
-            await asyncio.sleep(self.clear_after_ms / 1000)
+            await asyncio.sleep(self.clear_after_ms / 1000)  # the server's timing: a model
             await ws.send(stream.clear(), text=True)
 
 
@@ -352,7 +352,7 @@ async def test_a_malformed_server_frame_ends_the_call_with_a_typed_error() -> No
 
 
 async def test_connection_refused_is_call_failed() -> None:
-    async with serve(lambda ws: asyncio.sleep(0), "127.0.0.1", 0) as server:
+    async with serve(lambda ws: asyncio.sleep(0), "127.0.0.1", 0) as server:  # a no-op handler
         url = _url(server)
     with pytest.raises(CallFailed, match="cannot connect"):
         await place_call(url, [_tone(20)])

@@ -47,15 +47,10 @@ from parley.testing.realtime_upstream import (
     ScriptedFunctionCall,
     ScriptedResponse,
 )
+from servers import LoopServer, start_serving
 from speech import normalise, speak
 
 # -- helpers ---------------------------------------------------------------------------
-
-
-class _Server(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self):  # type: ignore[no-untyped-def]
-        yield  # on the test's loop: leave the process's signal handlers alone
 
 
 def _free_port() -> int:
@@ -81,12 +76,8 @@ async def realtime_server(
         lifespan="on",
         timeout_graceful_shutdown=2,
     )
-    server = _Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.005)
+    server = LoopServer(config)
+    task = await start_serving(server, [sock])
     try:
         yield f"ws://127.0.0.1:{port}/v1/realtime"
     finally:
@@ -304,8 +295,9 @@ async def test_interrupt_truncates_at_what_was_heard() -> None:
             await client.interrupt()
             heard = speaker.played_ms
             assert speaker.queued_ms == 0
+            # The truncate went out before the cancel, and the upstream answers the
+            # cancel with this response.done: both are in its record.
             info = await rec.next_done()
-            await asyncio.sleep(0.1)
             truncations = [e for e in up.current.events if isinstance(e, ConversationItemTruncate)]
             cancels = [e for e in up.current.events if isinstance(e, ResponseCancel)]
             metrics = client.get_metrics()
@@ -363,7 +355,9 @@ async def test_connect_retries_until_the_port_accepts() -> None:
         await client.connect(retry_count=1)  # nothing listens: refused twice
     assert not client.connected
     connecting = asyncio.create_task(client.connect(retry_count=8))
-    await asyncio.sleep(0.3)  # the first attempts are refused
+    # A window on the clock, not a wait on state: while the port is closed, each
+    # attempt is refused and the next one comes after its back-off.
+    await asyncio.sleep(0.3)
     assert not connecting.done()
     async with realtime_server(*fake_backend(), port=port):
         async with asyncio.timeout(10):
