@@ -55,7 +55,7 @@ from parley.testing import (
 )
 from servers import LoopServer, RunningServer, serve_app, start_serving
 from speech import silence_16k, speak_16k
-from waits import Watch, poll_until
+from waits import Watch
 
 PROMPT = "You are a test agent."
 
@@ -246,7 +246,7 @@ async def test_realtime_provider_data_reaches_the_upstream() -> None:
             return {"user": user_id, "tier": "gold"}
 
         async with serve_app(app) as server, call(server, 24000):
-            await poll_until(lambda: system_items(up))
+            await up.until(lambda: system_items(up))
         assert system_items(up) == ['[context: profile]\n{"user":"user-1","tier":"gold"}']
 
 
@@ -367,7 +367,7 @@ async def test_realtime_semantic_trigger_on_scripted_transcripts_sends_an_item()
             await seen.until(lambda: seen.of(ResponseDone))
             assert detected == []
             await c.play(bytes(2 * 24000 * 200 // 1000), speed=4)
-            await poll_until(lambda: system_items(up))
+            await up.until(lambda: system_items(up))
         assert detected == [["refund"]]
         assert system_items(up) == ['[context: refunds]\n{"refund":"approved"}']
 
@@ -410,7 +410,7 @@ async def test_realtime_periodic_trigger_fires_at_its_interval() -> None:
             return {"tick": len(ticks)}
 
         async with serve_app(app) as server, call(server, 24000):
-            await poll_until(lambda: len(system_items(up)) >= 3)
+            await up.until(lambda: len(system_items(up)) >= 3)
         gaps = [b - a for a, b in itertools.pairwise(ticks)]
         assert all(0.15 <= g <= 0.3 for g in gaps), gaps
         assert system_items(up)[:3] == [f'[context: clock]\n{{"tick":{i}}}' for i in (1, 2, 3)]
@@ -465,11 +465,11 @@ async def test_realtime_event_trigger_fires_from_rest_and_from_the_app() -> None
                     json={"event": "user_authenticated", "data": {"account": "ACC-1"}},
                 )
                 assert r.status_code == 200, r.text
-            await poll_until(lambda: system_items(up))
+            await up.until(lambda: system_items(up))
             conv = app.conversation(c.id)
             assert conv is not None
             assert await app.fire(c.id, "user_authenticated", {"account": "ACC-2"}) == 1
-            await poll_until(lambda: len(system_items(up)) == 2)
+            await up.until(lambda: len(system_items(up)) == 2)
         assert system_items(up) == [
             '[context: account]\n{"account":"ACC-1","verified":true}',
             '[context: account]\n{"account":"ACC-2","verified":true}',
@@ -532,7 +532,7 @@ async def test_realtime_injection_during_a_reply_does_not_interrupt_it() -> None
                     json={"key": "inventory", "data": {"sku": "X1"}},
                 )
                 assert r.status_code == 202, r.text
-            await poll_until(lambda: system_items(up))
+            await up.until(lambda: system_items(up))
             assert up.responses_done == 0  # the item arrived while the reply streamed
             await seen.until(lambda: seen.of(ResponseDone), 20)
         done = seen.of(ResponseDone)[0]
@@ -558,7 +558,7 @@ async def test_without_async_injection_a_reply_holds_the_item_back() -> None:
             await asyncio.sleep(0.1)  # a window of two of the reply's 50 ms deltas
             assert system_items(up) == []
             await seen.until(lambda: seen.of(ResponseDone), 20)
-            await poll_until(lambda: system_items(up))
+            await up.until(lambda: system_items(up))
         assert system_items(up) == ["[context: k]\nlater"]
 
 

@@ -41,7 +41,6 @@ from parley.testing import (
     tone,
 )
 from parley.testing.transport import memory_transport_pair
-from waits import poll_until
 
 RATE = 16000
 
@@ -209,7 +208,7 @@ async def test_failover_carries_the_conversation_into_the_cascades_first_request
         async with asyncio.TaskGroup() as tg:
             tg.create_task(conv.run())
             tg.create_task(listen())
-            await poll_until(lambda: bool(up.connections))  # the upstream's record: no event
+            await up.until(lambda: bool(up.connections))
             await peer.send_audio(bytes(200 * 48))  # one turn on the realtime engine
             await until(lambda: len(done()) == 1)
             await peer.report_playback(done()[0].response_id, 1e9)

@@ -49,7 +49,6 @@ from parley.testing.realtime_upstream import (
     ScriptedResponse,
 )
 from parley.testing.transport import memory_transport_pair
-from waits import poll_until
 
 PCM_MS = 48  # bytes per ms of PCM16 24 kHz
 GA_USAGE = Usage(  # the GA spec's response.done example (resp_CCXHw0UJld10EzIUXQCNh)
@@ -118,7 +117,7 @@ async def test_connects_with_bearer_and_sends_the_session() -> None:
             turn_detection=TurnDetection(type="semantic_vad", eagerness="high"),
         )
         async with running(RealtimeEngine(cfg, tools=tools)):
-            await poll_until(lambda: bool(up.connections) and bool(up.current.events))
+            await up.until(lambda: bool(up.connections) and bool(up.current.events))
         conn = up.connections[0]
         assert conn.headers["Authorization"] == "Bearer sk-test"
         assert conn.path == "/v1/realtime?model=gpt-realtime-2025-08-28"
@@ -242,7 +241,7 @@ async def test_barge_in_truncates_at_the_played_milliseconds() -> None:
             await engine.report_playback(rid, 150.0)
             await up.barge_in()
             await run.until(lambda: bool(run.of(ResponseDone)))
-            await poll_until(lambda: bool(up.current.truncations))
+            await up.until(lambda: bool(up.current.truncations))
             n_audio = len(run.of(AudioDelta))
             await asyncio.sleep(0.1)  # a window of three of the upstream's 30 ms deltas
             assert len(run.of(AudioDelta)) == n_audio  # nothing of the cut reply after it
@@ -381,8 +380,8 @@ async def test_rollover_before_the_session_limit_reseeds() -> None:
         async with running(engine) as run:
             await engine.send_audio(bytes(200 * PCM_MS))
             await run.until(lambda: bool(run.of(ResponseDone)))
-            await poll_until(lambda: len(up.connections) >= 2, limit_s=3)
-            await poll_until(lambda: len(up.connections[1].items) == 2)
+            await up.until(lambda: len(up.connections) >= 2, limit_s=3)
+            await up.until(lambda: len(up.connections[1].items) == 2)
         assert engine.reconnects >= 1
         second = up.connections[1]
         assert isinstance(second.events[0], SessionUpdate)
@@ -397,14 +396,14 @@ async def test_session_expired_reconnects_and_buffers_caller_audio() -> None:
     async with RealtimeUpstream(turn_audio_ms=None) as up:
         engine = RealtimeEngine(config(up))
         async with running(engine):
-            await poll_until(lambda: bool(up.connections) and bool(up.current.events))
+            await up.until(lambda: bool(up.connections) and bool(up.current.events))
             await engine.send_audio(b"\x01\x00" * 480)
             await up.expire_session()
             # Audio sent while the session is being replaced is buffered, then replayed.
             for _ in range(5):
                 await engine.send_audio(b"\x02\x00" * 480)
-            await poll_until(lambda: len(up.connections) == 2)
-            await poll_until(
+            await up.until(lambda: len(up.connections) == 2)
+            await up.until(
                 lambda: len(up.connections[1].audio) + len(up.connections[0].audio) >= 6 * 960
             )
         total = bytes(up.connections[0].audio) + bytes(up.connections[1].audio)
@@ -453,12 +452,12 @@ async def test_ulaw_pass_through_bytes_in_equal_bytes_forwarded(
         stream, peer = memory_transport_pair(TWILIO_FORMAT)
         conv = Conversation(stream, engine)
         task = asyncio.create_task(conv.run())
-        await poll_until(lambda: bool(up.connections) and bool(up.current.events))
+        await up.until(lambda: bool(up.connections) and bool(up.current.events))
         # Caller → upstream, straight from the engine seam.
         caller = bytes((i * 7) % 256 for i in range(1600))
         for k in range(0, len(caller), 160):
             await engine.send_audio(caller[k : k + 160])
-        await poll_until(lambda: len(up.current.audio) == len(caller))
+        await up.until(lambda: len(up.current.audio) == len(caller))
         assert bytes(up.current.audio) == caller
         assert [base64.b64decode(a) for a in up.current.appends] == [
             caller[k : k + 160] for k in range(0, len(caller), 160)
@@ -485,12 +484,12 @@ async def test_ulaw_pass_through_inbound_via_conversation() -> None:
         stream, peer = memory_transport_pair(TWILIO_FORMAT)
         conv = Conversation(stream, engine)
         task = asyncio.create_task(conv.run())
-        await poll_until(lambda: bool(up.connections) and bool(up.current.events))
+        await up.until(lambda: bool(up.connections) and bool(up.current.events))
         caller = bytes((i * 7) % 256 for i in range(1600))
         for k in range(0, len(caller), 160):
             await peer.send_audio(caller[k : k + 160])
         try:
-            await poll_until(lambda: len(up.current.audio) >= len(caller), limit_s=2)
+            await up.until(lambda: len(up.current.audio) >= len(caller), limit_s=2)
         finally:
             await peer.hangup()
             await asyncio.wait_for(task, 5)
@@ -514,7 +513,7 @@ async def test_seed_history_goes_up_when_the_session_opens() -> None:
         engine = RealtimeEngine(config(up))
         engine.seed_history(history)
         async with running(engine):
-            await poll_until(lambda: bool(up.connections) and len(up.current.items) == 5)
+            await up.until(lambda: bool(up.connections) and len(up.current.items) == 5)
         sent = up.connections[0].events
         assert isinstance(sent[0], SessionUpdate)
         items = [e.item for e in sent[1:6] if isinstance(e, ConversationItemCreate)]
@@ -553,8 +552,8 @@ async def test_cancel_response_stops_the_reply_with_what_was_heard() -> None:
             await engine.cancel_response(rid)
             await run.until(lambda: bool(run.of(ResponseDone)))
             (done,) = run.of(ResponseDone)
-            await poll_until(lambda: bool(up.current.truncations))
-            await poll_until(lambda: any(isinstance(e, ResponseCancel) for e in up.current.events))
+            await up.until(lambda: bool(up.current.truncations))
+            await up.until(lambda: any(isinstance(e, ResponseCancel) for e in up.current.events))
             n_audio = len(run.of(AudioDelta))
             await asyncio.sleep(0.1)  # a window of three of the upstream's 30 ms deltas
             assert len(run.of(AudioDelta)) == n_audio

@@ -22,7 +22,6 @@ from parley.testing.fakes import FakeLLM, FakeSTT, FakeTTS, FakeVAD, silence, to
 from parley.testing.realtime_upstream import RealtimeUpstream, ScriptedResponse
 from parley.testing.transport import MemoryPeer, ReplyAudio, memory_transport_pair
 from servers import serve_asgi
-from waits import poll_until
 
 PCM_MS = 48  # PCM16 24 kHz
 
@@ -124,7 +123,7 @@ async def test_mid_call_drop_with_no_way_back_carries_the_conversation() -> None
         call = Call(engine)
         task = asyncio.create_task(call.conv.run())
         listener = asyncio.create_task(call.listen())
-        await poll_until(lambda: bool(up.connections))
+        await up.until(lambda: bool(up.connections))
         await call.peer.send_audio(bytes(200 * PCM_MS))  # one turn on the realtime engine
         await call.until_done(1)
         await call.peer.report_playback(call.done()[0].response_id, 1e9)
@@ -159,7 +158,7 @@ async def test_repeated_errors_within_the_window_switch() -> None:
         )
         call = Call(engine)
         task = asyncio.create_task(call.conv.run())
-        await poll_until(lambda: bool(up.connections) and bool(up.current.events))
+        await up.until(lambda: bool(up.connections) and bool(up.current.events))
         for _ in range(2):
             await up.send_error("server_error", "The server had an error")
         await call.until(lambda: len(call.of(ErrorEvent)) == 2)  # both seen by the engine

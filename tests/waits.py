@@ -13,9 +13,8 @@ often a fake STT was called:
 ``Watch.until`` checks the predicate each time ``notify()`` is called, never on a
 timer; ``limit_s`` is only how long it may take before the test fails.
 
-``poll_until`` is the one exception, kept in this one place: for state nothing
-announces — what :class:`parley.testing.RealtimeUpstream` recorded from its socket
-(it has no change event) — it looks again every few milliseconds.
+The fake Realtime upstream has the same wait of its own,
+:meth:`parley.testing.RealtimeUpstream.until`, woken by what its sockets record.
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ from parley.errors import ParleyError
 from parley.providers.seams import Transcript
 from parley.testing.fakes import FakeSTT
 
-__all__ = ["Watch", "WatchedSTT", "poll_until"]
+__all__ = ["Watch", "WatchedSTT"]
 
 
 class Watch:
@@ -45,14 +44,6 @@ class Watch:
             while not predicate():
                 self._changed.clear()
                 await self._changed.wait()
-
-
-async def poll_until(predicate: Callable[[], object], limit_s: float = 5.0) -> None:
-    """Look at ``predicate()`` every 5 ms until it holds: only for state with no event
-    to wait on (see the module docstring)."""
-    async with asyncio.timeout(limit_s):
-        while not predicate():  # noqa: ASYNC110 - nothing to wait on
-            await asyncio.sleep(0.005)
 
 
 class WatchedSTT(FakeSTT):

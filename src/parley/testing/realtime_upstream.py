@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import itertools
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from types import TracebackType
@@ -215,6 +216,12 @@ class _Conn:
 
     async def handle(self, frame: str | bytes) -> None:
         try:
+            await self._handle(frame)
+        finally:
+            self.up.notify()  # what the connection recorded may be what a test awaits
+
+    async def _handle(self, frame: str | bytes) -> None:
+        try:
             event = parse_client_event(frame)
         except RemoteProtocolError as exc:
             await self.error(exc.code, exc.message)
@@ -400,6 +407,7 @@ class _Conn:
     async def _done(self, out: ResponseOutput, usage: Usage) -> None:
         await self.send_all(self.writer.done(out, "completed", ResponseUsage.from_usage(usage)))
         self.up.responses_done += 1
+        self.up.notify()
 
 
 class _Items:
@@ -440,7 +448,22 @@ class RealtimeUpstream:
         self._ids = itertools.count(1)
         self._server: Server | None = None
         self._live: list[_Conn] = []
+        self._changed = asyncio.Event()
         self.port = 0
+
+    # -- waiting on what it recorded ---------------------------------------------------
+
+    def notify(self) -> None:
+        """Wake :meth:`until`: a connection came or went, or one recorded an event."""
+        self._changed.set()
+
+    async def until(self, predicate: Callable[[], object], limit_s: float = 5.0) -> None:
+        """Wait until ``predicate()`` holds, checked each time the upstream records
+        something (never on a timer); ``TimeoutError`` after ``limit_s``."""
+        async with asyncio.timeout(limit_s):
+            while not predicate():
+                self._changed.clear()
+                await self._changed.wait()
 
     # -- script and ids ----------------------------------------------------------------
 
@@ -501,6 +524,7 @@ class RealtimeUpstream:
     def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
         if self.refuse_connections:
             self.refused += 1
+            self.notify()
             return ws.respond(HTTPStatus.SERVICE_UNAVAILABLE, "upstream unavailable\n")
         expected = f"Bearer {self.api_key}"
         if self.api_key is not None and request.headers.get("Authorization") != expected:
@@ -522,6 +546,7 @@ class RealtimeUpstream:
         self.connections.append(rec)
         conn = _Conn(self, ws, rec)
         self._live.append(conn)
+        self.notify()
         try:
             await conn.send(SessionCreated(event_id=self.event_id(), session=rec.session))
             async for frame in ws:
@@ -530,6 +555,7 @@ class RealtimeUpstream:
             pass
         finally:
             rec.closed = True
+            self.notify()
             with contextlib.suppress(ConnectionClosed):
                 await cancel_and_wait(conn.response_task)
 
