@@ -170,6 +170,7 @@ class ServerProcess:
             cwd=ROOT,
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: stop() ends the workers too
         )
         deadline = time.monotonic() + self._startup_s
         while time.monotonic() < deadline:
@@ -200,10 +201,17 @@ class ServerProcess:
         self._log.seek(0)
         return self._log.read().decode(errors="replace")
 
+    def kill(self) -> None:
+        """SIGKILL the node whole: the server and its ``--workers`` (which would
+        otherwise outlive their parent and keep serving the port)."""
+        if self.proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.wait(10)
+
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.wait(10)
+        self.kill()
         self._log.close()
 
     def __enter__(self) -> ServerProcess:

@@ -59,7 +59,7 @@ async def test_kill_9_mid_call_keeps_every_finished_turn_and_the_call_resumes(
             replies = [await say(ws, text) for text in said]
             await ws.send(encode_client_message(UserTextMessage(text="ten eleven")))
             assert first.proc is not None
-            first.proc.kill()  # SIGKILL, mid-turn: no drain, no clean end
+            first.kill()  # SIGKILL, mid-turn: no drain, no clean end
             first.wait(10)
     finally:
         first.stop()
