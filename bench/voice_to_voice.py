@@ -36,6 +36,7 @@ import numpy as np
 from parley.conversation import Conversation
 from parley.endpointing import EndOfTurn, EndpointConfig
 from parley.engines import CascadeConfig, CascadeEngine
+from parley.events import Event, TurnMetrics
 from parley.providers.piper import PiperTTS
 from parley.providers.quick_whisper import QuickWhisperSTT
 from parley.providers.responders import EchoResponder
@@ -90,7 +91,13 @@ async def main(
     endpoint = EndpointConfig(mode=mode)  # type: ignore[arg-type]
     config = CascadeConfig(turn=turn, endpointing=endpoint)
     engine = CascadeEngine(vad, stt, EchoResponder(), tts, config)
-    conv = Conversation(stream, engine)
+    m: list[TurnMetrics] = []  # the engine's per-turn figures, as the call reports them
+
+    async def on_event(_conv: Conversation, event: Event) -> None:
+        if isinstance(event, TurnMetrics):
+            m.append(event)
+
+    conv = Conversation(stream, engine, on_event=on_event)
     sentences = (SENTENCES * (turns // len(SENTENCES) + 1))[:turns]
     v2v: list[float] = []
     async with asyncio.TaskGroup() as tg:
@@ -105,7 +112,6 @@ async def main(
                 v2v.append((reply.first_audio_t - utt.speech_end_t) * 1000)
                 await asyncio.wait_for(caller.wait_quiet(600), 60)
     await task
-    m = conv.metrics.turns
 
     def field(name: str) -> list[float]:
         return [v for t in m if (v := getattr(t, name)) is not None]
