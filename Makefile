@@ -66,7 +66,7 @@ pytest: $(VENV)/.test-deps sysdeps bench/loadgen/node_modules
 test: lint typecheck pytest
 
 bench: $(VENV)/.test-deps
-	$(PY) bench/codecs.py
+	$(PY) bench/audio_codecs.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
