@@ -58,7 +58,7 @@ lint: $(VENV)/.test-deps
 	$(VENV)/bin/lint-imports --no-cache
 
 typecheck: $(VENV)/.test-deps
-	$(VENV)/bin/mypy src
+	$(VENV)/bin/mypy src bench
 
 pytest: $(VENV)/.test-deps sysdeps bench/loadgen/node_modules
 	$(VENV)/bin/pytest -q
