@@ -58,7 +58,7 @@ lint: $(VENV)/.test-deps
 	$(VENV)/bin/lint-imports --no-cache
 
 typecheck: $(VENV)/.test-deps
-	$(VENV)/bin/mypy src
+	$(VENV)/bin/mypy src bench
 
 pytest: $(VENV)/.test-deps sysdeps bench/loadgen/node_modules
 	$(VENV)/bin/pytest -q
@@ -66,7 +66,7 @@ pytest: $(VENV)/.test-deps sysdeps bench/loadgen/node_modules
 test: lint typecheck pytest
 
 bench: $(VENV)/.test-deps
-	$(PY) bench/codecs.py
+	$(PY) bench/audio_codecs.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

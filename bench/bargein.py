@@ -79,7 +79,8 @@ from parley.bargein import (
     TranscribeBurst,
 )
 from parley.turns import SpeechStarted, TurnConfig, TurnDetector, TurnEnded
-from turns import FRAME_BYTES, RATE, pct, phone_line, silero
+from turn_corpus import RATE
+from turns import FRAME_BYTES, pct, phone_line, silero
 
 ONSET_S = 0.5
 TOTAL_S = 3.0

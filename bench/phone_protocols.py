@@ -59,8 +59,8 @@ def main() -> None:
 
     def telnyx_in() -> None:
         stream = TelnyxStream()  # a fresh stream: chunk numbers must rise
-        for frame in telnyx_start:
-            stream.receive(frame)
+        for start in telnyx_start:
+            stream.receive(start)
         receive, audio = stream.receive, stream.audio
         for frame in telnyx_frames:
             media = receive(frame)

@@ -74,7 +74,7 @@ def _tone_db(in_rate: int, out_rate: int, quality: str, freq: float) -> float:
     y = y[len(y) // 4 :].astype(np.float64)  # skip the start-up transient
     rms_in = 10000 / np.sqrt(2)
     rms_out = max(float(np.sqrt(np.mean(y * y))), 1e-3)
-    return round(20 * np.log10(rms_out / rms_in), 1)
+    return round(float(20 * np.log10(rms_out / rms_in)), 1)
 
 
 def _cpu_us(in_rate: int, out_rate: int, quality: str) -> float:

@@ -68,7 +68,7 @@ async def main_async(samples: int) -> dict[str, object]:
         out["append_turn_memory"] = await _append(MemorySessionStore(), samples)
         for mode in ("NORMAL", "FULL"):
             path = Path(tmp) / f"{mode}.db"
-            store = SqliteSessionStore(path, synchronous=mode)  # type: ignore[arg-type]
+            store = SqliteSessionStore(path, synchronous=mode)
             out[f"append_turn_sqlite_{mode.lower()}"] = await _append(store, samples)
         out["append_turn_redis"] = await _append(RedisSessionStore(url=redis.url), samples)
         rate = Rate(10**9, 1.0)

