@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -36,6 +38,42 @@ class Sink:
 def test_stems_fold_inflections() -> None:
     assert stem_words("Refunds, refunded; REFUNDING!") == ["refund", "refund", "refund"]
     assert stem_words("") == []
+
+
+def test_stems_are_right_when_threads_stem_at_once() -> None:
+    # The live call's triggers stem on the loop while an analytics processor stems in
+    # the model executor: a stemmer shared between threads garbled stems and raised
+    # IndexError (a finished call's analysis failed in the dashboard test).
+    texts = [
+        "I would like to reschedule my appointment for tomorrow afternoon please",
+        "The cancellation of the subscriptions happened unexpectedly yesterday",
+        "Refunding the overcharged payments is our responsibility",
+    ]
+    expected = [stem_words(t) for t in texts]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter can
+    wrong: list[object] = []
+
+    def stem_many() -> None:
+        for _ in range(200):
+            for text, want in zip(texts, expected, strict=True):
+                try:
+                    got = stem_words(text)
+                except Exception as exc:  # the race raises, so the test reports it
+                    wrong.append(exc)
+                else:
+                    if got != want:
+                        wrong.append(got)
+
+    threads = [threading.Thread(target=stem_many) for _ in range(4)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert wrong == []
 
 
 @pytest.mark.parametrize(

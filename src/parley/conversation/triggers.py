@@ -32,6 +32,7 @@ import asyncio
 import logging
 import math
 import re
+import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -68,7 +69,19 @@ log = logging.getLogger("parley.context")
 TriggerHandler = Callable[..., Awaitable[Mapping[str, Any] | None]]
 
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
-_stemmer: Any = snowballstemmer.stemmer("english")
+
+
+class _Stemmers(threading.local):
+    """One Snowball stemmer per thread: a stemmer keeps its working string and cursor
+    on the instance, so one shared by two threads garbles stems or raises IndexError
+    (the loop's triggers and an analytics processor in the model executor stem at the
+    same time). ``threading.local`` runs ``__init__`` once in each thread."""
+
+    def __init__(self) -> None:
+        self.english: Any = snowballstemmer.stemmer("english")
+
+
+_stemmers = _Stemmers()
 
 
 class TriggerType(StrEnum):
@@ -80,7 +93,7 @@ class TriggerType(StrEnum):
 def stem_words(text: str) -> list[str]:
     """Lower-cased Snowball English stems of the words of ``text``."""
     words = _WORD.findall(text.lower())
-    return list(_stemmer.stemWords(words)) if words else []
+    return list(_stemmers.english.stemWords(words)) if words else []
 
 
 class KeywordMatcher:
