@@ -260,12 +260,22 @@ def test_the_dashboard_shows_live_calls_and_latency_while_calls_run(
             )
             assert page.evaluate("window.dashboardState.events") > events_before
             # The built-in processor's results reach the page too.
-            page.wait_for_function(
-                """() => [...document.querySelectorAll("#finished tbody tr")]
-                    .every((tr) => tr.children[6].textContent !== "–")""",
-                timeout=60_000,
-                polling=500,
-            )
+            try:
+                page.wait_for_function(
+                    """() => [...document.querySelectorAll("#finished tbody tr")]
+                        .every((tr) => tr.children[6].textContent !== "–")""",
+                    timeout=60_000,
+                    polling=500,
+                )
+            except playwright_sync.TimeoutError:
+                # Say whether the server has the results and the page missed them, or not.
+                finished = httpx.get(server.url + "/analytics/summary", timeout=10).json()
+                shown = page.locator("#finished tbody").inner_text()
+                kept = [
+                    (c["session_id"], c.get("analytics"), c.get("analytics_error"))
+                    for c in finished["finished"]["calls"]
+                ]
+                raise AssertionError(f"page shows {shown!r}; the server has {kept!r}") from None
             save(page, "dashboard_after.png", tmp_path)
         finally:
             if cascade is not None:

@@ -137,13 +137,22 @@ if (fromHash) {
 const KEY = sessionStorage.getItem(KEY_NAME);
 const HEADERS = KEY ? { Authorization: `Bearer ${KEY}` } : {};
 
+// At most one summary a second. An event that comes while a summary is being
+// fetched may be newer than what the server put in it (a processor's result stored
+// just after), so it asks for one more refresh once this one is done: otherwise the
+// last change before a quiet spell would never be shown.
 let pending = false;
+let again = false;
 let last = 0;
 async function refresh() {
-  if (pending) return;
+  if (pending) {
+    again = true;
+    return;
+  }
   const wait = Math.max(0, 1000 - (Date.now() - last));
   pending = true;
   setTimeout(async () => {
+    again = false;
     try {
       const r = await fetch("api/summary", { cache: "no-store", headers: HEADERS });
       if (r.ok) render(await r.json());
@@ -151,6 +160,7 @@ async function refresh() {
     } finally {
       pending = false;
       last = Date.now();
+      if (again) refresh();
     }
   }, wait);
 }
