@@ -227,6 +227,47 @@ async def test_barge_in_keeps_only_the_heard_text() -> None:
     assert isinstance(run.events[run.events.index(cut) + 1], UserSpeechStarted)
 
 
+class HeldTTS:
+    """FakeTTS's audio, but every clause after the first waits for ``go``: a TTS slower
+    than playback, so the caller hears all that was sent before the next clause."""
+
+    def __init__(self) -> None:
+        self.inner = FakeTTS(RATE, ms_per_char=50)
+        self.go = asyncio.Event()
+        self.waiting = asyncio.Event()
+
+    @property
+    def sample_rate(self) -> int:
+        return self.inner.sample_rate
+
+    async def synthesize(self, text: str) -> AsyncIterator[bytes]:
+        if self.inner.texts:
+            self.waiting.set()
+            await self.go.wait()
+        async for pcm in self.inner.synthesize(text):
+            yield pcm
+
+
+async def test_barge_in_while_the_next_clause_is_synthesised_keeps_only_what_played() -> None:
+    # The first clause has played to its end and the second has no audio yet: the
+    # caller heard the first only (the second's text once counted as heard).
+    tts = HeldTTS()
+    engine = CascadeEngine(
+        FakeVAD(RATE), FakeSTT("hello there"), FakeLLM(["One two three. Four five six."]), tts
+    )
+    async with running(engine) as run:
+        await run.feed(utterance())
+        await asyncio.wait_for(tts.waiting.wait(), 5)  # clause two is being made
+        rid = run.of(ResponseStarted)[0].response_id
+        await run.engine.report_playback(rid, len("One two three.") * 50)  # all of clause one
+        await run.feed(tone(300) + silence(100))
+        await run.until(lambda: bool(run.of(Interrupted)))
+        tts.go.set()
+    (cut,) = run.of(Interrupted)
+    assert cut.played_text == "One two three."
+    assert run.engine.history[1].content == "One two three."
+
+
 async def test_barge_in_during_generation_cancels_llm_and_tts_at_once() -> None:
     words = " ".join(f"word{i}." for i in range(200))
     llm = FakeLLM([words], delay_s=0.01)

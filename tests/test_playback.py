@@ -36,8 +36,13 @@ def test_one_transcript_over_the_whole_reply_and_plain_tuples() -> None:
     assert heard_text([("hello world", 0.0, 1100.0)], 400.0) == ""
     assert heard_text([("one  two\nthree", 0.0, 100.0)], 100.0) == "one two three"
     assert heard_text([], 500.0) == ""
-    # A segment with no audio counts once playback has reached it.
-    assert heard_text([("a", 0.0, 100.0), ("b", 100.0, 100.0)], 100.0) == "a b"
+    # A segment with no audio yet (its clause still being synthesised while the caller
+    # has heard all that was sent) was not heard; one playback has passed was.
+    assert heard_text([("a", 0.0, 100.0), ("b", 100.0, 100.0)], 100.0) == "a"
+    assert heard_text([("a", 0.0, 100.0), ("b", 100.0, 100.0), ("c d", 100.0, 300.0)], 300.0) == (
+        "a b c d"
+    )
+    assert heard_text([("the whole reply", 0.0, 0.0)], 0.0) == ""  # truncated before audio
 
 
 def test_played_estimate_and_still_playing() -> None:

@@ -31,13 +31,17 @@ def heard_text(segments: Iterable[tuple[str, float, float]], played_ms: float) -
     cut in the middle is not counted (whole words only). Whitespace is normalised.
     A whole reply whose text and audio arrive as one is one segment
     ``(text, 0, audio_ms)``.
+
+    A segment with no audio (yet) — the clause TTS is still making while the caller
+    has heard everything sent so far, or one TTS made no sound for — counts only once
+    playback is past it: at the end of the audio sent, its words have not been heard.
     """
     heard: list[str] = []
     for text, start_ms, end_ms in segments:
-        if played_ms >= end_ms:
+        if played_ms >= end_ms and (end_ms > start_ms or played_ms > end_ms):
             heard.append(text)
             continue
-        if played_ms > start_ms:
+        if start_ms < played_ms < end_ms:
             cut = int(len(text) * (played_ms - start_ms) / (end_ms - start_ms))
             part = text[:cut]
             # A word cut in the middle was not heard: keep whole words only.
