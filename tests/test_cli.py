@@ -199,7 +199,8 @@ def test_parley_call_prints_a_readable_transcript(local_server: tuple[int, list[
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     agent = next(line for line in lines if line.strip().startswith("agent:"))
-    assert "you said hello there" in normalise(agent)
+    # Heard twice (Piper → µ-law → Whisper): one word may slip ("You said" as "He said").
+    assert words_missed("you said hello there", agent) <= 1, agent
     assert any("latency" in line and " ms " in line for line in lines)
 
 
